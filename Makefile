@@ -1,0 +1,34 @@
+# One venv for everything; `make demo` and `make test` work on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint bench clean
+
+$(BIN)/sipdialer: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/sipdialer
+
+demo: setup
+	$(BIN)/sipdialer --help
+
+test: setup
+	$(BIN)/ruff check sipdialer tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check sipdialer tests bench
+	$(BIN)/ruff format --check sipdialer tests bench
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/sip_parse.py
+	$(BIN)/python bench/sip_uas.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
