@@ -2,9 +2,13 @@
 
 ``Headers`` keeps every header line as ``(name, value)`` in order, with compact forms
 expanded to their full names (RFC 3261 §7.3.3) and values stored as received (folded
-lines already joined). Typed views (``Via``, ``NameAddr``, ``CSeq``, ``Reason``) are
-parsed on demand: most messages are routed on a handful of headers and the rest are
-only copied, so parsing every value eagerly would be wasted work (DESIGN.md budget).
+lines already joined, surrounding LWS stripped). Typed views (``Via``, ``NameAddr``,
+``CSeq``, ``Reason``, ``Contact``) are parsed on demand: most messages are routed on a
+handful of headers and the rest are only copied, so parsing every value eagerly would
+be wasted work (DESIGN.md performance budget).
+
+Names. A known header is stored under its canonical spelling (``cseq`` → ``CSeq``,
+``v`` → ``Via``); an unknown one as written, and it is looked up ignoring case.
 
 Comma-separated lists (RFC 3261 §7.3.1) are split by ``Headers.get_all``; the headers
 whose values contain commas of their own (auth headers, dates) are never split.
@@ -12,11 +16,32 @@ whose values contain commas of their own (auth headers, dates) are never split.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .errors import ParseError
+from .grammar import (
+    WS,
+    Params,
+    format_params,
+    is_digits,
+    is_token,
+    param_value,
+    parse_params,
+    quote_string,
+    read_quoted,
+    split_list,
+    split_ws,
+)
 from .uri import SipUri, Uri, parse_uri
+
+__all__ = [
+    "BRANCH_MAGIC", "COMPACT_FORMS", "MAX_CSEQ", "CSeq", "Contact", "Headers", "NameAddr",
+    "Params", "Reason", "Via", "canonical_name", "format_params", "param_value",
+    "parse_contacts", "parse_cseq", "parse_int_header", "parse_media_type",
+    "parse_name_addr", "parse_params", "parse_reason", "parse_via", "quote_string",
+    "split_list",
+]  # fmt: skip
 
 # RFC 3261 §7.3.3 and the IANA registry's other compact forms.
 COMPACT_FORMS = {
@@ -41,38 +66,47 @@ COMPACT_FORMS = {
     "y": "Identity",
 }
 
-_CANONICAL = {
-    name.lower(): name
-    for name in (
-        "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
-        "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
-        "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
-        "Content-Type", "CSeq", "Date", "Error-Info", "Event", "Expires", "From",
-        "In-Reply-To", "Max-Forwards", "Min-Expires", "Min-SE", "MIME-Version",
-        "Organization", "P-Asserted-Identity", "Priority", "Proxy-Authenticate",
-        "Proxy-Authorization", "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-To",
-        "Referred-By", "Reply-To", "Require", "Retry-After", "Route", "RSeq", "Server",
-        "Session-Expires", "Subject", "Supported", "Timestamp", "To", "Unsupported",
-        "User-Agent", "Via", "Warning", "WWW-Authenticate",
-    )  # fmt: skip
-}
-_CANONICAL.update({short: full for short, full in COMPACT_FORMS.items()})
+_KNOWN_NAMES = (
+    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
+    "Allow-Events", "Authentication-Info", "Authorization", "Call-ID", "Call-Info",
+    "Contact", "Content-Disposition", "Content-Encoding", "Content-Language",
+    "Content-Length", "Content-Type", "CSeq", "Date", "Error-Info", "Event", "Expires",
+    "From", "Identity", "In-Reply-To", "Max-Forwards", "Min-Expires", "Min-SE",
+    "MIME-Version", "Organization", "P-Asserted-Identity", "Priority", "Proxy-Authenticate",
+    "Proxy-Authorization", "Proxy-Require", "RAck", "Reason", "Record-Route", "Refer-To",
+    "Referred-By", "Reject-Contact", "Reply-To", "Request-Disposition", "Require",
+    "Retry-After", "Route", "RSeq", "Server", "Session-Expires", "Subject", "Supported",
+    "Timestamp", "To", "Unsupported", "User-Agent", "Via", "Warning", "WWW-Authenticate",
+)  # fmt: skip
+
+# Any spelling → canonical name: the canonical spelling itself, its lower case, the
+# compact form. Only known names are in here, so wire input cannot grow it.
+_CANONICAL: dict[str, str] = {}
+for _name in _KNOWN_NAMES:
+    _CANONICAL[_name] = _name
+    _CANONICAL[_name.lower()] = _name
+_CANONICAL.update(COMPACT_FORMS)
+_CANONICAL.update({short.upper(): full for short, full in COMPACT_FORMS.items()})
+_KNOWN = frozenset(_KNOWN_NAMES)
 
 # Headers whose values are never split at commas: the grammar of each allows commas
 # inside a single value (RFC 3261 §7.3.1 names the auth headers explicitly).
 _NOT_A_LIST = frozenset(
     {
-        "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate",
-        "authentication-info", "date", "call-id", "cseq", "from", "to", "subject",
-        "user-agent", "server", "organization", "retry-after", "timestamp", "content-length",
-        "content-type", "max-forwards", "expires", "min-expires",
+        "Authorization", "Proxy-Authorization", "WWW-Authenticate", "Proxy-Authenticate",
+        "Authentication-Info", "Date", "Call-ID", "CSeq", "From", "To", "Subject",
+        "User-Agent", "Server", "Organization", "Retry-After", "Timestamp", "Content-Length",
+        "Content-Type", "Max-Forwards", "Expires", "Min-Expires", "Identity",
     }
 )  # fmt: skip
 
 
 def canonical_name(name: str) -> str:
     """``v`` → ``Via``, ``call-id`` → ``Call-ID``; unknown names are kept as written."""
-    return _CANONICAL.get(name.lower(), name)
+    canon = _CANONICAL.get(name)
+    if canon is None:
+        canon = _CANONICAL.get(name.lower(), name)
+    return canon
 
 
 class Headers:
@@ -80,8 +114,17 @@ class Headers:
 
     __slots__ = ("_items",)
 
-    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        self._items: list[tuple[str, str]] = [] if items is None else items
+    def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
+        self._items: list[tuple[str, str]] = (
+            [] if items is None else [(canonical_name(k), v) for k, v in items]
+        )
+
+    @classmethod
+    def _canonical(cls, items: list[tuple[str, str]]) -> Headers:
+        """Adopt *items* whose names are already canonical (the parser's fast path)."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        return headers
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -92,29 +135,48 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._items == other._items
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
     def copy(self) -> Headers:
-        return Headers(list(self._items))
+        return Headers._canonical(list(self._items))
+
+    def _matcher(self, name: str) -> tuple[str, bool]:
+        canon = canonical_name(name)
+        return (canon, True) if canon in _KNOWN else (canon.lower(), False)
+
+    def _indexes(self, name: str) -> list[int]:
+        key, known = self._matcher(name)
+        if known:
+            return [i for i, (k, _) in enumerate(self._items) if k == key]
+        return [i for i, (k, _) in enumerate(self._items) if k.lower() == key]
 
     def get(self, name: str) -> str | None:
-        """The first value of *name*, or ``None``."""
-        name = canonical_name(name)
-        for key, value in self._items:
-            if key == name:
-                return value
-        return None
+        """The first value of *name* (the whole first line, unsplit), or ``None``."""
+        key = _CANONICAL.get(name)
+        if key is not None and key == name:  # the usual call: a canonical literal
+            for k, value in self._items:
+                if k == key:
+                    return value
+            return None
+        index = self._indexes(name)
+        return self._items[index[0]][1] if index else None
 
     def get_lines(self, name: str) -> list[str]:
         """Every header line of *name*, unsplit."""
-        name = canonical_name(name)
-        return [value for key, value in self._items if key == name]
+        return [self._items[i][1] for i in self._indexes(name)]
 
     def get_all(self, name: str) -> list[str]:
         """Every value of *name*: repeated lines and comma-separated values, in order."""
         lines = self.get_lines(name)
-        if name.lower() in _NOT_A_LIST:
+        if canonical_name(name) in _NOT_A_LIST:
             return lines
         out: list[str] = []
         for line in lines:
@@ -127,169 +189,37 @@ class Headers:
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a line above the first line of the same name (or at the top)."""
-        name = canonical_name(name)
-        for index, (key, _) in enumerate(self._items):
-            if key == name:
-                self._items.insert(index, (name, value))
-                return
-        self._items.insert(0, (name, value))
+        index = self._indexes(name)
+        self._items.insert(index[0] if index else 0, (canonical_name(name), value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of *name* by one line, where the first one stood."""
-        name = canonical_name(name)
-        for index, (key, _) in enumerate(self._items):
-            if key == name:
-                self._items[index] = (name, value)
-                self._items[index + 1 :] = [i for i in self._items[index + 1 :] if i[0] != name]
-                return
-        self._items.append((name, value))
+        index = self._indexes(name)
+        item = (canonical_name(name), value)
+        if not index:
+            self._items.append(item)
+            return
+        drop = set(index[1:])
+        self._items[index[0]] = item
+        self._items = [it for i, it in enumerate(self._items) if i not in drop]
 
     def remove(self, name: str) -> None:
-        name = canonical_name(name)
-        self._items = [item for item in self._items if item[0] != name]
+        """Remove every line of *name* (nothing happens when there is none)."""
+        drop = set(self._indexes(name))
+        self._items = [it for i, it in enumerate(self._items) if i not in drop]
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first value of *name* (a comma list loses its head)."""
-        name = canonical_name(name)
-        for index, (key, value) in enumerate(self._items):
-            if key == name:
-                values = split_list(value) if name.lower() not in _NOT_A_LIST else [value]
-                if len(values) > 1:
-                    self._items[index] = (name, ", ".join(values[1:]))
-                else:
-                    del self._items[index]
-                return values[0]
-        return None
-
-
-def split_list(value: str) -> list[str]:
-    """Split at commas outside quotes and ``<...>``; empty elements are dropped."""
-    if "," not in value:
-        stripped = value.strip()
-        return [stripped] if stripped else []
-    out: list[str] = []
-    start = 0
-    depth = 0
-    quoted = False
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if quoted:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
-            depth += 1
-        elif ch == ">":
-            depth = max(0, depth - 1)
-        elif ch == "," and depth == 0:
-            part = value[start:i].strip()
-            if part:
-                out.append(part)
-            start = i + 1
-        i += 1
-    part = value[start:].strip()
-    if part:
-        out.append(part)
-    return out
-
-
-# --- parameters --------------------------------------------------------------------
-
-Params = tuple[tuple[str, str | None], ...]
-
-
-def parse_params(text: str) -> Params:
-    """``;tag = x ; lr ;q="0.5"`` → names lower-cased, values unquoted; LWS allowed."""
-    params: list[tuple[str, str | None]] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        while i < n and text[i] in " \t":
-            i += 1
-        if i >= n:
-            break
-        if text[i] != ";":
-            raise ParseError(f"expected ';' in parameters {text!r}")
-        i += 1
-        start = i
-        while i < n and text[i] not in "=;":
-            i += 1
-        name = text[start:i].strip().lower()
-        if not name or any(c in name for c in ' \t"<>,'):
-            raise ParseError(f"bad parameter name in {text!r}")
-        if i < n and text[i] == "=":
-            i += 1
-            while i < n and text[i] in " \t":
-                i += 1
-            if i < n and text[i] == '"':
-                value, i = _quoted(text, i)
-            else:
-                start = i
-                while i < n and text[i] != ";":
-                    i += 1
-                value = text[start:i].strip()
-                if not value or any(c in value for c in ' \t"<>,'):
-                    raise ParseError(f"bad value of parameter {name!r}")
-            params.append((name, value))
+        index = self._indexes(name)
+        if not index:
+            return None
+        key, value = self._items[index[0]]
+        values = [value] if key in _NOT_A_LIST else split_list(value)
+        if len(values) > 1:
+            self._items[index[0]] = (key, ", ".join(values[1:]))
         else:
-            params.append((name, None))
-    return tuple(params)
-
-
-def _quoted(text: str, i: int) -> tuple[str, int]:
-    """Read a quoted-string starting at ``text[i] == '"'``; return (value, next index)."""
-    out: list[str] = []
-    i += 1
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\" and i + 1 < n:
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if ch == '"':
-            return "".join(out), i + 1
-        out.append(ch)
-        i += 1
-    raise ParseError(f"unterminated quoted string in {text!r}")
-
-
-def param_value(params: Params, name: str) -> str | None:
-    """Value of *name* ('' for a flag) or ``None`` when absent."""
-    for key, value in params:
-        if key == name:
-            return "" if value is None else value
-    return None
-
-
-def format_params(params: Params) -> str:
-    out = []
-    for key, value in params:
-        if value is None:
-            out.append(f";{key}")
-        elif _is_token(value):
-            out.append(f";{key}={value}")
-        else:
-            out.append(f';{key}="{quote_string(value)}"')
-    return "".join(out)
-
-
-def quote_string(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~:[]"
-)
-
-
-def _is_token(value: str) -> bool:
-    return bool(value) and all(c in _TOKEN_CHARS for c in value)
+            del self._items[index[0]]
+        return values[0] if values else ""
 
 
 # --- Via (RFC 3261 §20.42, RFC 3581) ------------------------------------------------
@@ -319,7 +249,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value filled in by a server, or ``None`` (absent or flag only)."""
         value = param_value(self.params, "rport")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and is_digits(value) and len(value) <= 5 else None
 
     @property
     def wants_rport(self) -> bool:
@@ -336,51 +266,68 @@ class Via:
 
     def with_params(self, **params: str | None) -> Via:
         kept = [(k, v) for k, v in self.params if k not in params]
-        return Via(self.transport, self.host, self.port, tuple(kept) + tuple(params.items()),
-                   self.protocol)  # fmt: skip
+        new = tuple(kept) + tuple(params.items())
+        return Via(self.transport, self.host, self.port, new, self.protocol)
 
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
 def parse_via(value: str) -> Via:
-    """One Via value (already split from a list). LWS around '/' is allowed."""
+    """One Via value (already split from a list). LWS around '/' is allowed.
+
+    ``SIP / 2.0 / UDP host:port ;params`` (RFC 4475 wsinv has every kind of LWS).
+    """
     parts = value.split("/", 2)
     if len(parts) != 3:
-        raise ParseError(f"bad Via {value!r}")
-    name, version, rest = (p.strip() for p in parts)
-    rest_parts = rest.split(None, 1)
-    if len(rest_parts) != 2 or not name or not version:
-        raise ParseError(f"bad Via {value!r}")
-    transport, sent = rest_parts
+        raise ParseError(f"bad Via {value[:80]!r}")
+    name, version = parts[0].strip(WS), parts[1].strip(WS)
+    rest = parts[2].lstrip(WS)
+    end = 0
+    while end < len(rest) and rest[end] not in WS:
+        end += 1
+    transport, sent = rest[:end], rest[end:].lstrip(WS)
+    if not is_token(name) or not is_token(version) or not is_token(transport) or not sent:
+        raise ParseError(f"bad Via {value[:80]!r}")
     semi = sent.find(";")
-    hostport = (sent if semi < 0 else sent[:semi]).strip()
+    hostport = (sent if semi < 0 else sent[:semi]).rstrip(WS)
     params = parse_params(sent[semi:]) if semi >= 0 else ()
     host, port = _split_sent_by(hostport, value)
     return Via(transport.upper(), host, port, params, f"{name.upper()}/{version}")
+
+
+_HOST_FORBIDDEN = frozenset(' \t,;<>"@/?=\\')
 
 
 def _split_sent_by(text: str, whole: str) -> tuple[str, int | None]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise ParseError(f"bad Via host in {whole!r}")
-        host, tail = text[: end + 1], text[end + 1 :].strip()
+            raise ParseError(f"bad Via host in {whole[:80]!r}")
+        host, tail = text[: end + 1], text[end + 1 :].lstrip(WS)
     else:
         host, colon, port_text = text.partition(":")
-        host = host.strip()
-        tail = ":" + port_text.strip() if colon else ""
-    if not host or any(c in host for c in " \t,;<>\"@"):
-        raise ParseError(f"bad Via host in {whole!r}")
+        host = host.rstrip(WS)
+        tail = ":" + port_text.strip(WS) if colon else ""
+    if not host or not _HOST_FORBIDDEN.isdisjoint(host):
+        raise ParseError(f"bad Via host in {whole[:80]!r}")
     if not tail:
         return host, None
-    port_text = tail[1:].strip()
-    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
-        raise ParseError(f"bad Via port in {whole!r}")
-    return host, int(port_text)
+    port_text = tail[1:].strip(WS)
+    if tail[0] != ":" or not is_digits(port_text) or len(port_text) > 5:
+        raise ParseError(f"bad Via port in {whole[:80]!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ParseError(f"bad Via port in {whole[:80]!r}")
+    return host, port
 
 
 # --- name-addr / addr-spec (RFC 3261 §20.10, §25.1) ---------------------------------
+
+# An unquoted display-name is *(token LWS) (RFC 3261 §25.1): RFC 4475 baddn.
+_DISPLAY_CHARS = frozenset(WS) | frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
 
 
 @dataclass(frozen=True)
@@ -423,34 +370,34 @@ def parse_name_addr(value: str) -> NameAddr:
     In the addr-spec form every ``;`` parameter belongs to the header, not to the URI
     (RFC 3261 §20.10), and the URI may not contain ``,``, ``?`` or ``;`` of its own.
     """
-    text = value.strip()
+    text = value.strip(WS)
     display: str | None = None
     if text.startswith('"'):
-        display, end = _quoted(text, 0)
-        text = text[end:].lstrip()
+        display, end = read_quoted(text, 0)
+        text = text[end:].lstrip(WS)
         if not text.startswith("<"):
-            raise ParseError(f"display name without <URI> in {value!r}")
+            raise ParseError(f"display name without <URI> in {value[:80]!r}")
     lt = text.find("<")
     if lt >= 0:
-        if display is None:
-            token = text[:lt].strip()
-            if token and any(c in token for c in '"<>@;:'):
-                raise ParseError(f"bad display name in {value!r}")
-            display = " ".join(token.split()) or None
+        if display is None and lt:
+            token = text[:lt]
+            if not _DISPLAY_CHARS.issuperset(token):
+                raise ParseError(f"bad display name in {value[:80]!r}")
+            display = " ".join(split_ws(token)) or None
         gt = text.find(">", lt)
         if gt < 0:
-            raise ParseError(f"unbalanced <> in {value!r}")
+            raise ParseError(f"unbalanced <> in {value[:80]!r}")
         uri_text = text[lt + 1 : gt]
-        if uri_text != uri_text.strip():
+        if uri_text != uri_text.strip(WS):
             # RFC 4475 §3.1.2.15 badaspec: no LWS inside the angle brackets.
-            raise ParseError(f"whitespace inside <> in {value!r}")
+            raise ParseError(f"whitespace inside <> in {value[:80]!r}")
         params = parse_params(text[gt + 1 :])
         return NameAddr(parse_uri(uri_text), display, params, True)
     semi = text.find(";")
-    uri_text = text if semi < 0 else text[:semi]
-    uri_text = uri_text.strip()
-    if any(c in uri_text for c in "?,"):
-        raise ParseError(f"addr-spec with '?' or ',' must be in <>: {value!r}")
+    uri_text = (text if semi < 0 else text[:semi]).rstrip(WS)
+    if "?" in uri_text or "," in uri_text:
+        # RFC 4475 §3.1.2.13 regbadct.
+        raise ParseError(f"addr-spec with '?' or ',' must be in <>: {value[:80]!r}")
     params = parse_params(text[semi:]) if semi >= 0 else ()
     return NameAddr(parse_uri(uri_text), None, params, False)
 
@@ -476,21 +423,26 @@ class Contact:
         value = self.address.param("expires")
         if value is None:
             return None
-        if not value.isdigit():
-            raise ParseError(f"bad Contact expires {value!r}")
-        return min(int(value), 2**32 - 1)
+        if not is_digits(value):
+            raise ParseError(f"bad Contact expires {value[:40]!r}")
+        # RFC 3261 §20.19: values above 2**32-1 mean 2**32-1 (no int() of huge strings).
+        digits = value.lstrip("0") or "0"
+        return 2**32 - 1 if len(digits) > 10 else min(int(digits), 2**32 - 1)
 
     @property
     def q(self) -> float:
         if self.address is None:
             return 1.0
         value = self.address.param("q")
-        try:
-            q = float(value) if value else 1.0
-        except ValueError:
-            raise ParseError(f"bad Contact q {value!r}") from None
-        if not 0.0 <= q <= 1.0:
-            raise ParseError(f"bad Contact q {value!r}")
+        if not value:
+            return 1.0
+        # qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ): no exponents, no NaN.
+        whole, dot, frac = value.partition(".")
+        if whole not in ("0", "1") or len(frac) > 3 or (frac and not is_digits(frac)):
+            raise ParseError(f"bad Contact q {value[:40]!r}")
+        q = float(value if dot and frac else whole)
+        if q > 1.0:
+            raise ParseError(f"bad Contact q {value[:40]!r}")
         return q
 
     def __str__(self) -> str:
@@ -501,11 +453,11 @@ def parse_contacts(values: list[str]) -> list[Contact]:
     """The Contact values of a message (from ``Headers.get_all('Contact')``)."""
     out = []
     for value in values:
-        if value.strip() == "*":
+        if value.strip(WS) == "*":
             out.append(Contact(None))
         else:
             out.append(Contact(parse_name_addr(value)))
-    if any(c.is_wildcard for c in out) and len(out) > 1:
+    if len(out) > 1 and any(c.is_wildcard for c in out):
         raise ParseError("Contact '*' mixed with other contacts")
     return out
 
@@ -513,8 +465,9 @@ def parse_contacts(values: list[str]) -> list[Contact]:
 # --- CSeq (RFC 3261 §20.16) ---------------------------------------------------------
 
 MAX_CSEQ = 2**31 - 1
-"RFC 3261 §8.1.1.5: the sequence number must be expressible as a 32-bit unsigned integer"
-"; we keep to 2**31 so arithmetic never wraps (§12.2.1.1 recommends it for new dialogs)."
+"""RFC 3261 §8.1.1.5: the sequence number must be expressible as a 32-bit unsigned
+integer; we keep to 2**31 so arithmetic never wraps (§12.2.1.1 recommends it for new
+dialogs)."""
 
 
 @dataclass(frozen=True)
@@ -527,11 +480,12 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
-    parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit():
-        raise ParseError(f"bad CSeq {value!r}")
+    parts = split_ws(value)
+    if len(parts) != 2 or not is_digits(parts[0]) or not is_token(parts[1]):
+        raise ParseError(f"bad CSeq {value[:80]!r}")
     if len(parts[0]) > 10 or int(parts[0]) > 2**32 - 1:
-        raise ParseError(f"CSeq number out of range in {value!r}")
+        # RFC 4475 §3.1.2.4 scalar02, §3.1.2.5 scalarlg.
+        raise ParseError(f"CSeq number out of range in {value[:80]!r}")
     return CSeq(int(parts[0]), parts[1])
 
 
@@ -556,32 +510,34 @@ class Reason:
 
 def parse_reason(value: str) -> Reason:
     semi = value.find(";")
-    protocol = (value if semi < 0 else value[:semi]).strip()
-    if not protocol:
-        raise ParseError(f"bad Reason {value!r}")
+    protocol = (value if semi < 0 else value[:semi]).strip(WS)
+    if not is_token(protocol):
+        raise ParseError(f"bad Reason {value[:80]!r}")
     params = parse_params(value[semi:]) if semi >= 0 else ()
     cause_text = param_value(params, "cause")
-    cause = int(cause_text) if cause_text and cause_text.isdigit() else None
+    cause = None
+    if cause_text and is_digits(cause_text) and len(cause_text) < 6:
+        cause = int(cause_text)
     return Reason(protocol, cause, param_value(params, "text"))
 
 
 def parse_int_header(value: str, name: str, limit: int = 2**32 - 1) -> int:
     """Expires, Max-Forwards, Min-Expires, Content-Length: a bounded decimal number."""
-    text = value.strip()
-    if not text.isdigit() or len(text) > 10:
-        raise ParseError(f"bad {name} {value!r}")
+    text = value.strip(WS)
+    if not is_digits(text) or len(text) > 10:
+        raise ParseError(f"bad {name} {value[:40]!r}")
     number = int(text)
     if number > limit:
-        raise ParseError(f"{name} out of range: {value!r}")
+        raise ParseError(f"{name} out of range: {value[:40]!r}")
     return number
 
 
 def parse_media_type(value: str) -> tuple[str, Params]:
     """``application/SDP; charset=x`` → (``application/sdp``, params)."""
     semi = value.find(";")
-    mtype = (value if semi < 0 else value[:semi]).strip().lower()
+    mtype = (value if semi < 0 else value[:semi]).strip(WS).lower()
     main, slash, sub = mtype.partition("/")
-    if not slash or not main.strip() or not sub.strip():
-        raise ParseError(f"bad media type {value!r}")
-    mtype = f"{main.strip()}/{sub.strip()}"
-    return mtype, parse_params(value[semi:]) if semi >= 0 else ()
+    main, sub = main.rstrip(WS), sub.lstrip(WS)
+    if not slash or not is_token(main) or not is_token(sub):
+        raise ParseError(f"bad media type {value[:80]!r}")
+    return f"{main}/{sub}", parse_params(value[semi:]) if semi >= 0 else ()

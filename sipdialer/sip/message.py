@@ -2,25 +2,37 @@
 
 Theory of operation. ``parse_message(data)`` splits the start line and the header
 lines (unfolding continuation lines, RFC 3261 §7.3.1), expands compact names and
-applies Content-Length (§18.3: on UDP, octets past it are ignored; a body shorter
-than it is an error). It checks only what is needed to route the message safely:
-the start line, Content-Length and the size limits. ``check_request`` then applies
-the header rules a UAS must enforce before acting (§8.2: the mandatory headers, CSeq
-method, Max-Forwards); it raises ``ParseError`` whose ``status_hint`` is the answer.
-Typed values (Via, From, To, CSeq, Contact) are parsed lazily, on access.
+applies Content-Length (§18.3: on UDP, octets past it are ignored). It raises
+``ParseError`` only when it cannot build a message at all (no blank line, no
+recognisable start line, a size limit exceeded): such input is dropped, never
+answered. Anything else wrong that a UAS should *answer* (a bad SIP version, LWS in
+the Request-Line, a malformed header line, a Content-Length that does not fit the
+body) is recorded as the message's ``defect``, so the UAS still holds a ``Request``
+to build the 400/505 from. ``check_request`` raises that defect, then applies the
+header rules a UAS must enforce before acting (§8.2: the mandatory headers, CSeq,
+Max-Forwards, Request-URI scheme); its ``ParseError.status_hint`` is the answer.
+``check_response`` does the same for responses, which are dropped (§18.1.2).
+
+Typed values (Via, From, To, CSeq, Contact) are parsed lazily, on access, from the
+header text: the text is the truth, so editing ``headers`` never leaves a stale
+parsed copy behind.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import ParseError
+from .errors import LocalProtocolError, ParseError
+from .grammar import TOKEN_CHARS, WS, is_digits, is_token
 from .headers import (
+    _CANONICAL,
+    Contact,
     CSeq,
     Headers,
     NameAddr,
     Via,
     canonical_name,
+    parse_contacts,
     parse_cseq,
     parse_int_header,
     parse_media_type,
@@ -28,21 +40,31 @@ from .headers import (
     parse_via,
     split_list,
 )
-from .uri import Uri, parse_uri
+from .uri import MAX_URI_LENGTH, AbsoluteUri, SipUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 
 MAX_MESSAGE_SIZE = 65535
-"Largest message accepted: a UDP datagram's maximum; TCP messages are held to the same."
+"Largest message accepted (status hint 513): a UDP datagram's maximum; TCP is held to it too."
 MAX_HEADERS = 256
-"Header lines per message (after unfolding); RFC 4475 longreq needs ~70."
+"Header fields per message after unfolding (status hint 400); RFC 4475 longreq has ~45."
 MAX_HEADER_LENGTH = 8192
-"Longest single header line after unfolding (sipgo and Kamailio use similar limits)."
+"Longest header field after unfolding (status hint 400); sipgo and Kamailio are similar."
 
-# RFC 3261 §25.1 token characters, used to validate methods.
-_TOKEN = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
+__all__ = [
+    "KNOWN_METHODS", "MANDATORY_REQUEST_HEADERS", "MAX_HEADERS", "MAX_HEADER_LENGTH",
+    "MAX_MESSAGE_SIZE", "MAX_URI_LENGTH", "REASON_PHRASES", "SIP_VERSION", "Message",
+    "Request", "Response", "check_request", "check_response", "header_names", "is_sip_date",
+    "parse_message", "response_for",
+]  # fmt: skip
+
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE",
+        "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+    }
+)  # fmt: skip
+"Methods of RFC 3261 and its common extensions; others get 501 (RFC 3261 §21.5.2)."
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -98,10 +120,12 @@ class Message:
         line = self.headers.get("Via")
         if line is None:
             raise ParseError("missing Via")
-        values = split_list(line)
-        if not values:
-            raise ParseError("empty Via")
-        return parse_via(values[0])
+        if "," in line:
+            values = split_list(line)
+            if not values:
+                raise ParseError("empty Via")
+            line = values[0]
+        return parse_via(line)
 
     @property
     def from_(self) -> NameAddr:
@@ -118,6 +142,16 @@ class Message:
         return parse_name_addr(value)
 
     @property
+    def contacts(self) -> list[Contact]:
+        """Every Contact value (``[]`` when there is none)."""
+        return parse_contacts(self.headers.get_all("Contact"))
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.headers.get("Max-Forwards")
+        return None if value is None else parse_int_header(value, "Max-Forwards", 255)
+
+    @property
     def content_type(self) -> str | None:
         """The media type, lower-cased without parameters, or ``None``."""
         value = self.headers.get("Content-Type")
@@ -127,8 +161,13 @@ class Message:
         raise NotImplementedError
 
     def to_bytes(self) -> bytes:
-        """Serialise; Content-Length is always rewritten to the body's length."""
-        parts = [self.start_line()]
+        """Serialise; Content-Length is always written, with the body's length.
+
+        A CR or LF inside a start line or header value would let a value smuggle
+        header lines in: that raises ``LocalProtocolError``.
+        """
+        lines = [self.start_line()]
+        append = lines.append
         length_written = False
         for name, value in self.headers:
             if name == "Content-Length":
@@ -136,11 +175,14 @@ class Message:
                     continue
                 value = str(len(self.body))
                 length_written = True
-            parts.append(f"{name}: {value}")
+            append(f"{name}: {value}")
         if not length_written:
-            parts.append(f"Content-Length: {len(self.body)}")
-        parts.append("\r\n")
-        return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
+            append(f"Content-Length: {len(self.body)}")
+        text = "\r\n".join(lines)
+        breaks = len(lines) - 1
+        if text.count("\n") != breaks or text.count("\r") != breaks:
+            raise LocalProtocolError("CR or LF inside a start line or header value")
+        return (text + "\r\n\r\n").encode("utf-8", "surrogateescape") + self.body
 
 
 @dataclass
@@ -148,6 +190,8 @@ class Request(Message):
     method: str = "OPTIONS"
     uri: str = ""
     "The Request-URI as text; ``request_uri`` parses it."
+    defect: ParseError | None = field(default=None, compare=False, repr=False)
+    "The first problem the parser found that a UAS should answer; see ``check_request``."
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {SIP_VERSION}"
@@ -164,6 +208,8 @@ class Request(Message):
 class Response(Message):
     status_code: int = 200
     reason: str = "OK"
+    defect: ParseError | None = field(default=None, compare=False, repr=False)
+    "The first problem the parser found; ``check_response`` raises it."
 
     def start_line(self) -> str:
         return f"{SIP_VERSION} {self.status_code} {self.reason}"
@@ -180,107 +226,160 @@ class Response(Message):
         return f"<Response {self.status_code} {self.reason}>"
 
 
+# --- parsing ------------------------------------------------------------------------
+
+
 def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     """Parse one complete message (one UDP datagram, or one framed TCP message).
 
-    On a datagram, octets past Content-Length are ignored (RFC 3261 §18.3); with
-    ``stream=True`` a missing Content-Length is an error (it frames the stream).
-    Raises ``ParseError``: garbage has status hint 400, a too-big message 513,
-    an unknown SIP version 505.
+    On a datagram, octets past Content-Length are ignored (RFC 3261 §18.3) and a
+    message without one runs to the end of the datagram; with ``stream=True`` a
+    missing or short Content-Length raises (it frames the stream). Raises
+    ``ParseError`` (400; 513 when larger than ``MAX_MESSAGE_SIZE``) when no message
+    can be built; see the module docstring for what becomes ``defect`` instead.
     """
     if len(data) > MAX_MESSAGE_SIZE:
         raise ParseError("message too large", status_hint=513)
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")  # RFC 3261 §7.5: CRLFs before the start line
     end = data.find(b"\r\n\r\n")
-    if end < 0:
-        # Tolerate bare-LF senders; RFC 3261 §7 requires CRLF but says be lenient.
+    if end >= 0:
+        text = data[:end].decode("utf-8", "surrogateescape")
+        body_start = end + 4
+        lines = text.split("\r\n")
+        breaks = len(lines) - 1
+        if text.count("\n") != breaks or text.count("\r") != breaks:
+            raise ParseError("bare CR or LF in the header section")
+    else:
+        # Tolerate bare-LF senders (RFC 3261 §7 asks for CRLF; be liberal).
         end = data.find(b"\n\n")
         if end < 0:
             raise ParseError("no blank line after the headers")
-        head, body = data[:end], data[end + 2 :]
-        text = head.decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+        text = data[:end].decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+        body_start = end + 2
+        if "\r" in text:
+            raise ParseError("bare CR in the header section")
         lines = text.split("\n")
-    else:
-        head, body = data[:end], data[end + 4 :]
-        lines = head.decode("utf-8", "surrogateescape").split("\r\n")
-    # RFC 3261 §7.5: CRLFs before the start line are ignored.
-    while lines and not lines[0]:
-        del lines[0]
-    if not lines:
-        raise ParseError("empty message")
-    start = lines[0]
-    headers = _parse_header_lines(lines, 1)
-    message = _parse_start_line(start, headers)
-
-    length_text = headers.get("Content-Length")
-    if length_text is None:
-        if stream:
-            raise ParseError("missing Content-Length on a stream transport")
-    else:
-        length = parse_int_header(length_text, "Content-Length", MAX_MESSAGE_SIZE)
-        if len(body) < length:
-            raise ParseError("body shorter than Content-Length")
-        body = body[:length]
-    message.body = body
-    return message
+    defects: list[ParseError] = []
+    start = _parse_start_line(lines[0], defects)
+    if "\n " in text or "\n\t" in text:
+        lines = _unfold(lines, defects)
+    items = _parse_header_lines(lines, defects)
+    body = _body(data, body_start, items, stream, defects)
+    defect = defects[0] if defects else None
+    if start[0] is None:
+        return Response(Headers._canonical(items), body, start[1], start[2], defect)
+    return Request(Headers._canonical(items), body, start[0], start[2], defect)
 
 
-def _parse_start_line(start: str, headers: Headers) -> Request | Response:
-    if start.startswith("SIP/"):
+def _parse_start_line(start: str, defects: list[ParseError]) -> tuple[str | None, int, str]:
+    """``(None, code, reason)`` for a Status-Line, ``(method, 0, uri)`` for a Request-Line."""
+    if start[:4].upper() == "SIP/":
         version, _, rest = start.partition(" ")
         code, _, reason = rest.partition(" ")
+        if len(code) != 3 or not is_digits(code) or not "100" <= code <= "699":
+            raise ParseError(f"bad status code {code[:20]!r}")
         if version.upper() != SIP_VERSION:
-            raise ParseError(f"unsupported SIP version {version!r}", status_hint=505)
-        if len(code) != 3 or not code.isdigit() or code[0] == "0":
-            raise ParseError(f"bad status code {code!r}")
-        return Response(headers, b"", int(code), reason)
+            defects.append(ParseError(f"unsupported SIP version {version[:20]!r}", status_hint=505))
+        return None, int(code), reason
     parts = start.split(" ")
     if len(parts) != 3 or not all(parts):
-        raise ParseError("malformed Request-Line")
-    method, uri, version = parts
-    if not all(c in _TOKEN for c in method):
-        raise ParseError(f"bad method {method!r}")
-    if version != SIP_VERSION:
-        if version.upper() == SIP_VERSION:
-            version = SIP_VERSION
-        elif version.upper().startswith("SIP/"):
-            raise ParseError(f"unsupported SIP version {version!r}", status_hint=505)
-        else:
+        # RFC 4475 lwsstart, trws, lwsruri: answer 400, but only with a Request in hand.
+        parts = [p for p in parts if p]
+        if len(parts) < 3:
             raise ParseError("malformed Request-Line")
-    return Request(headers, b"", method, uri)
+        parts = [parts[0], " ".join(parts[1:-1]), parts[-1]]
+        defects.append(ParseError("extra spaces in the Request-Line"))
+    method, uri, version = parts
+    if not TOKEN_CHARS.issuperset(method):
+        defects.append(ParseError(f"bad method {method[:40]!r}"))
+    if len(uri) > MAX_URI_LENGTH:
+        defects.append(ParseError("Request-URI too long", status_hint=414))
+    if version != SIP_VERSION and version.upper() != SIP_VERSION:
+        hint = 505 if version[:4].upper() == "SIP/" else 400
+        defects.append(ParseError(f"unsupported SIP version {version[:20]!r}", status_hint=hint))
+    return method, 0, uri
 
 
-def _parse_header_lines(lines: list[str], first: int) -> Headers:
+def _parse_header_lines(lines: list[str], defects: list[ParseError]) -> list[tuple[str, str]]:
+    if len(lines) > MAX_HEADERS + 1:
+        raise ParseError(f"more than {MAX_HEADERS} header fields")
     items: list[tuple[str, str]] = []
-    name = ""
-    value = ""
-    for index in range(first, len(lines)):
+    append = items.append
+    canonical = _CANONICAL.get
+    for index in range(1, len(lines)):
         line = lines[index]
+        if len(line) > MAX_HEADER_LENGTH:
+            raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
+        name, colon, value = line.partition(":")
+        canon = canonical(name)
+        if canon is None or not colon:
+            canon = _checked_name(name) if colon else None
+            if canon is None:
+                defects.append(ParseError(f"malformed header line {line[:40]!r}"))
+                continue
+        append((canon, value.strip(WS)))
+    return items
+
+
+def _unfold(lines: list[str], defects: list[ParseError]) -> list[str]:
+    """Join continuation lines to their header line with one SP (RFC 3261 §7.3.1)."""
+    out = [lines[0]]
+    pieces: list[str] = []
+    for line in lines[1:]:
         if line[:1] in (" ", "\t"):
-            if not name:
-                raise ParseError("continuation line before the first header")
-            value += " " + line.strip()
+            if len(out) == 1:
+                defects.append(ParseError("continuation line before the first header"))
+            else:
+                piece = line.strip(WS)
+                if piece:
+                    pieces.append(piece)
+                    if len(pieces) > MAX_HEADER_LENGTH:
+                        raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
             continue
-        if name:
-            items.append(_header_item(name, value))
-        colon = line.find(":")
-        if colon <= 0:
-            raise ParseError(f"malformed header line {line[:40]!r}")
-        name = line[:colon]
-        value = line[colon + 1 :]
-    if name:
-        items.append(_header_item(name, value))
-    if len(items) > MAX_HEADERS:
-        raise ParseError("too many header lines", status_hint=513)
-    return Headers(items)
+        if pieces:
+            out[-1] = " ".join([out[-1].rstrip(WS), *pieces])
+            pieces = []
+        out.append(line)
+    if pieces:
+        out[-1] = " ".join([out[-1].rstrip(WS), *pieces])
+    return out
 
 
-def _header_item(name: str, value: str) -> tuple[str, str]:
-    name = name.rstrip(" \t")
-    if not name or any(c not in _TOKEN for c in name):
-        raise ParseError(f"bad header name {name[:40]!r}")
-    if len(value) > MAX_HEADER_LENGTH:
-        raise ParseError(f"header {name} too long", status_hint=513)
-    return canonical_name(name), value.strip()
+def _checked_name(name: str) -> str | None:
+    """Slow path of header-name lookup: LWS before the colon, odd case, unknown names."""
+    name = name.rstrip(WS)
+    canon = _CANONICAL.get(name) or _CANONICAL.get(name.lower())
+    if canon is not None:
+        return canon
+    return name if is_token(name) else None
+
+
+def _body(
+    data: bytes, start: int, items: list[tuple[str, str]], stream: bool, defects: list[ParseError]
+) -> bytes:
+    lengths = [value for name, value in items if name == "Content-Length"]
+    if not lengths:
+        if stream:
+            raise ParseError("missing Content-Length on a stream transport")
+        return data[start:]
+    if len(set(lengths)) > 1:
+        # RFC 4475 mcl01: conflicting values are a framing error.
+        defects.append(ParseError("conflicting Content-Length values"))
+        return data[start:]
+    text = lengths[0]
+    if not is_digits(text) or len(text) > 10 or int(text) > MAX_MESSAGE_SIZE:
+        if stream:
+            raise ParseError(f"bad Content-Length {text[:20]!r}")
+        defects.append(ParseError(f"bad Content-Length {text[:20]!r}"))  # RFC 4475 ncl
+        return data[start:]
+    length = int(text)
+    if len(data) - start < length:
+        if stream:
+            raise ParseError("body shorter than Content-Length")
+        defects.append(ParseError("body shorter than Content-Length"))  # RFC 4475 clerr
+        return data[start:]
+    return data[start : start + length]
 
 
 # --- UAS checks (RFC 3261 §8.2) -----------------------------------------------------
@@ -288,51 +387,101 @@ def _header_item(name: str, value: str) -> tuple[str, str]:
 MANDATORY_REQUEST_HEADERS = ("To", "From", "CSeq", "Call-ID", "Via")
 "RFC 3261 §8.1.1. Max-Forwards is mandatory too, but RFC 2543 clients omit it: tolerated."
 
+_SINGLE_HEADERS = ("Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Type")
+
 
 def check_request(request: Request) -> None:
     """Raise ``ParseError`` (with the status to answer) if the request is unusable.
 
-    Checks the mandatory headers parse, that CSeq's method matches the Request-Line,
-    that Max-Forwards (if any) is a number, and that the Request-URI parses.
+    In order: the parser's ``defect``; mandatory headers present and single; CSeq
+    (its method must match the Request-Line: 400, or 501 for an unknown method); Via,
+    From, To, Contact, Max-Forwards, Expires, Date and Content-Type well formed; the
+    Request-URI parses (416 for a scheme other than sip/sips/tel, 400 if it carries
+    headers). What needs the UA's own knowledge (405, 420, 415, 483...) is left to it.
     """
+    if request.defect is not None:
+        raise request.defect
+    headers = request.headers
     for name in MANDATORY_REQUEST_HEADERS:
-        if request.headers.get(name) is None:
-            raise ParseError(f"missing {name} header")
-    for name in ("Call-ID", "CSeq", "From", "To"):
-        if len(request.headers.get_lines(name)) > 1:
-            raise ParseError(f"more than one {name} header")
-    cseq = request.cseq
-    if cseq.method != request.method:
-        raise ParseError("CSeq method does not match the Request-Line")
-    for via in request.vias:
+        if headers.get(name) is None:
+            raise ParseError(f"missing {name} header")  # RFC 4475 insuf
+    for name in _SINGLE_HEADERS:
+        if len(headers.get_lines(name)) > 1:
+            raise ParseError(f"more than one {name} header")  # RFC 4475 multi01
+    call_id = request.call_id
+    if not call_id or " " in call_id or "\t" in call_id:
+        raise ParseError("bad Call-ID")
+    if request.cseq.method != request.method:
+        # RFC 4475 mismatch01 (400), mismatch02 (501 for an unknown method).
+        hint = 400 if request.method in KNOWN_METHODS else 501
+        raise ParseError("CSeq method does not match the Request-Line", status_hint=hint)
+    vias = request.vias
+    if not vias:
+        raise ParseError("empty Via")
+    for via in vias:
         if via.protocol != SIP_VERSION:
-            raise ParseError(f"unsupported SIP version in Via: {via.protocol}", status_hint=505)
-    request.from_
-    request.to
-    max_forwards = request.headers.get("Max-Forwards")
-    if max_forwards is not None:
-        parse_int_header(max_forwards, "Max-Forwards", 255)
-    expires = request.headers.get("Expires")
+            version = via.protocol[:20]
+            raise ParseError(f"unsupported SIP version in Via: {version}", status_hint=505)
+    if vias[0].branch == "z9hG4bK":
+        # RFC 4475 §3.2.1 badbranch: the cookie and no identifier; 400 is allowed.
+        raise ParseError("Via branch is only the magic cookie")
+    # Each accessor raises ParseError when its header is malformed (RFC 4475 quotbal,
+    # baddn, badaspec, regbadct, badinv01, scalar02).
+    _ = request.from_, request.to, request.contacts, request.max_forwards
+    _check_simple_headers(headers)
+    if request.body and headers.get("Content-Type") is None:
+        raise ParseError("body without Content-Type")  # RFC 3261 §20.15
+    uri = request.request_uri
+    if isinstance(uri, AbsoluteUri):
+        # RFC 3261 §8.2.2.1; RFC 4475 unkscm, novelsc.
+        raise ParseError(f"unsupported URI scheme {uri.scheme[:20]!r}", status_hint=416)
+    if isinstance(uri, SipUri) and uri.headers:
+        # RFC 4475 §3.1.2.11 escruri: headers belong in a URI, never a Request-URI.
+        raise ParseError("Request-URI with headers")
+
+
+_WKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def is_sip_date(value: str) -> bool:
+    """RFC 3261 §25.1 SIP-date: ``Sat, 13 Nov 2010 23:29:00 GMT`` (RFC 1123, GMT only)."""
+    parts = value.split(" ")
+    if len(parts) != 6 or parts[0][:3] not in _WKDAYS or parts[0][3:] != ",":
+        return False
+    day, month, year, clock, zone = parts[1:]
+    hms = clock.split(":")
+    return (
+        len(day) == 2 and is_digits(day) and month in _MONTHS and len(year) == 4
+        and is_digits(year) and len(hms) == 3 and all(len(x) == 2 and is_digits(x) for x in hms)
+        and zone == "GMT"
+    )  # fmt: skip
+
+
+def _check_simple_headers(headers: Headers) -> None:
+    expires = headers.get("Expires")
     if expires is not None:
         parse_int_header(expires, "Expires")
-    content_type = request.headers.get("Content-Type")
+    date = headers.get("Date")
+    if date is not None and not is_sip_date(date):
+        raise ParseError(f"bad Date {date[:40]!r}")  # RFC 4475 baddate
+    content_type = headers.get("Content-Type")
     if content_type is not None:
         parse_media_type(content_type)
-    elif request.body:
-        raise ParseError("body without Content-Type")
-    request.request_uri  # raises ParseError for a malformed Request-URI
 
 
 def check_response(response: Response) -> None:
     """Raise ``ParseError`` if a response lacks what matching it needs; such a
     response is dropped, never answered (RFC 3261 §18.1.2)."""
+    if response.defect is not None:
+        raise response.defect
     for name in ("Via", "CSeq", "Call-ID", "From", "To"):
         if response.headers.get(name) is None:
             raise ParseError(f"response without {name}")
-    response.cseq
-    response.top_via
-    response.from_
-    response.to
+    for name in ("Call-ID", "CSeq", "From", "To"):
+        if len(response.headers.get_lines(name)) > 1:
+            raise ParseError(f"more than one {name} header")
+    _ = response.cseq, response.top_via, response.from_, response.to
 
 
 # --- building responses (RFC 3261 §8.2.6) -------------------------------------------
@@ -349,6 +498,7 @@ def response_for(
 ) -> Response:
     """A response to *request* with Via, From, To, Call-ID, CSeq copied (§8.2.6.2).
 
+    Works on a request that failed ``check_request`` too (it copies what is there).
     *to_tag* is added to To when the request's To has none and the status is not 100.
     """
     out = Headers()
@@ -356,7 +506,7 @@ def response_for(
         if name in ("Via", "From", "Call-ID", "CSeq"):
             out.add(name, value)
         elif name == "To":
-            if to_tag and status_code != 100 and "tag=" not in value.lower():
+            if to_tag and status_code != 100 and _lacks_tag(value):
                 value = f"{value};tag={to_tag}"
             out.add(name, value)
         elif name == "Timestamp" and status_code == 100:
@@ -367,6 +517,13 @@ def response_for(
         out.add(name, value)
     phrase = reason if reason is not None else REASON_PHRASES.get(status_code, "Unknown")
     return Response(out, body, status_code, phrase)
+
+
+def _lacks_tag(value: str) -> bool:
+    try:
+        return parse_name_addr(value).tag is None
+    except ParseError:
+        return False  # copied as received: appending to garbage would not mend it
 
 
 def header_names(message: Message) -> list[str]:

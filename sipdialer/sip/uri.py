@@ -3,8 +3,16 @@
 ``parse_uri`` returns a ``SipUri`` for sip/sips, a ``TelUri`` for tel, and an
 ``AbsoluteUri`` for any other scheme (kept opaque so a UAS can answer 416 instead of
 400, RFC 3261 §8.2.2.1). Parsing is strict enough to reject what RFC 4475 calls
-invalid (spaces, unbalanced brackets) and lenient about case and escapes. ``str()``
+invalid (spaces, unbalanced brackets, bad escapes) and lenient about case. ``str()``
 rebuilds the URI; the text as received is kept in ``raw`` for byte-exact forwarding.
+
+How a sip: URI splits (RFC 4475 §3.1.1.2 intmeth is the hard case)::
+
+    sip: user:password @ host:port ;params ?headers
+
+Only the userinfo may contain ``;`` and ``?`` (the grammar's user-unreserved), and
+no other part may contain ``@`` unescaped, so the first ``@`` ends the userinfo;
+after it, ``?`` starts the headers and ``;`` the parameters.
 """
 
 from __future__ import annotations
@@ -14,20 +22,28 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import quote, unquote
 
 from .errors import ParseError
+from .grammar import Params, is_digits
+
+MAX_URI_LENGTH = 4096
+"Longest URI accepted anywhere; a longer Request-URI is answered 414 (RFC 3261 §21.4.12)."
 
 # Characters that never appear unescaped in a URI (RFC 3261 §25.1: no LWS, no <>").
 _FORBIDDEN = re.compile(r'[\s<>"]')
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_])?\.?|[A-Za-z0-9]")
-_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_])?\.?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
-_ESCAPE_OK = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_TEL_NUMBER = re.compile(r"\+?[0-9A-Fa-f*#.()\-pPwW]+")
 
 # URI parameters that must match when present in either URI (RFC 3261 §19.1.4).
 _COMPARED_PARAMS = ("user", "ttl", "method", "maddr", "transport")
 
-# Characters left unescaped when formatting the user part (RFC 3261 §25.1 "user").
+# Characters left unescaped when formatting (RFC 3261 §25.1 user, password, paramchar,
+# hnv-unreserved). Everything else is %-escaped.
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
+_PASSWORD_SAFE = "-_.!~*'()&=+$,"
+_PARAM_SAFE = "[]/:&+$-_.!~*'()"
+_HEADER_SAFE = "[]/?:+$-_.!~*'()"
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,7 @@ class SipUri:
     password: str | None = None
     port: int | None = None
     scheme: str = "sip"
-    params: tuple[tuple[str, str | None], ...] = ()
+    params: Params = ()
     "URI parameters in order; names lower-cased; ``None`` for a flag such as ``lr``."
     headers: tuple[tuple[str, str], ...] = ()
     raw: str = field(default="", compare=False)
@@ -70,9 +86,9 @@ class SipUri:
 
     def with_params(self, **params: str | None) -> SipUri:
         """A copy with parameters set (``None`` = flag); others kept in order."""
-        kept = [(k, v) for k, v in self.params if k not in params]
-        kept += [(k.lower(), v) for k, v in params.items()]
-        return replace(self, params=tuple(kept), raw="")
+        lowered = {k.lower(): v for k, v in params.items()}
+        kept = [(k, v) for k, v in self.params if k not in lowered]
+        return replace(self, params=tuple(kept) + tuple(lowered.items()), raw="")
 
     def without_params(self, *names: str) -> SipUri:
         drop = {n.lower() for n in names}
@@ -82,17 +98,13 @@ class SipUri:
         """RFC 3261 §19.1.4 comparison (case rules, escapes, compared parameters)."""
         if not isinstance(other, SipUri):
             return False
-        if (self.scheme, self.user, self.password, self.host.lower(), self.port) != (
-            other.scheme,
-            other.user,
-            other.password,
-            other.host.lower(),
-            other.port,
-        ):
+        mine = (self.scheme, self.user, self.password, self.host.lower(), self.port)
+        theirs = (other.scheme, other.user, other.password, other.host.lower(), other.port)
+        if mine != theirs:
             return False
         for name in _COMPARED_PARAMS:
-            mine, theirs = self.param(name), other.param(name)
-            if (mine or theirs) and (mine or "").lower() != (theirs or "").lower():
+            a, b = self.param(name), other.param(name)
+            if (a or b) and (a or "").lower() != (b or "").lower():
                 return False
         return dict(self.headers) == dict(other.headers)
 
@@ -101,17 +113,23 @@ class SipUri:
             return self.raw
         out = [self.scheme, ":"]
         if self.user is not None:
-            out.append(quote(self.user, safe=_USER_SAFE))
+            out.append(_quote(self.user, _USER_SAFE))
             if self.password is not None:
-                out += [":", quote(self.password, safe="-_.!~*'()&=+$,")]
+                out += [":", _quote(self.password, _PASSWORD_SAFE)]
             out.append("@")
         out.append(self.host)
         if self.port is not None:
             out += [":", str(self.port)]
         for key, value in self.params:
-            out += [";", key] if value is None else [";", key, "=", quote(value, safe="[]/:&+$-_.!~*'()")]
+            out += [";", _quote(key, _PARAM_SAFE)]
+            if value is not None:
+                out += ["=", _quote(value, _PARAM_SAFE)]
         if self.headers:
-            out.append("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.headers))
+            pairs = (
+                f"{_quote(k, _HEADER_SAFE)}={_quote(v, _HEADER_SAFE)}"
+                for k, v in self.headers
+            )
+            out.append("?" + "&".join(pairs))
         return "".join(out)
 
 
@@ -120,7 +138,7 @@ class TelUri:
     """A tel: URI (RFC 3966): a number and its parameters."""
 
     number: str
-    params: tuple[tuple[str, str | None], ...] = ()
+    params: Params = ()
     raw: str = field(default="", compare=False)
     scheme: str = "tel"
 
@@ -152,18 +170,22 @@ Uri = SipUri | TelUri | AbsoluteUri
 def parse_uri(text: str) -> Uri:
     """Parse a URI as found in a Request-URI or inside ``<...>``.
 
-    Raises ``ParseError`` (status hint 400) on malformed input.
+    Raises ``ParseError`` (status hint 400, or 414 when longer than ``MAX_URI_LENGTH``).
     """
+    if len(text) > MAX_URI_LENGTH:
+        raise ParseError("URI too long", status_hint=414)
     if not text or _FORBIDDEN.search(text):
-        raise ParseError(f"malformed URI {text!r}")
+        raise ParseError(f"malformed URI {text[:80]!r}")
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME.fullmatch(scheme):
-        raise ParseError(f"URI without a scheme: {text!r}")
+        raise ParseError(f"URI without a scheme: {text[:80]!r}")
     scheme = scheme.lower()
-    if scheme in ("sip", "sips"):
+    if scheme == "sip" or scheme == "sips":
         return _parse_sip(scheme, rest, text)
     if scheme == "tel":
         return _parse_tel(rest, text)
+    if not rest:
+        raise ParseError(f"empty URI {text[:80]!r}")
     return AbsoluteUri(scheme, rest)
 
 
@@ -175,53 +197,55 @@ def parse_sip_uri(text: str) -> SipUri:
     return uri
 
 
+def _quote(text: str, safe: str) -> str:
+    return quote(text, safe=safe, errors="surrogateescape")
+
+
 def _unescape(text: str, what: str) -> str:
-    if _ESCAPE_OK.search(text):
-        raise ParseError(f"bad %-escape in URI {what}: {text!r}")
+    if "%" not in text:
+        return text
+    if _BAD_ESCAPE.search(text):
+        raise ParseError(f"bad %-escape in URI {what}: {text[:60]!r}")
     return unquote(text, errors="surrogateescape")
 
 
 def _parse_sip(scheme: str, rest: str, raw: str) -> SipUri:
-    rest, qmark, header_text = rest.partition("?")
-    # The userinfo ends at the last '@' before any parameter; '@' may not appear unescaped
-    # in parameters, but ';' may appear in the user part (RFC 3261 §19.1.1 "user").
-    at = rest.rfind("@")
+    at = rest.find("@")
     user: str | None = None
     password: str | None = None
     if at >= 0:
-        userinfo, hostpart = rest[:at], rest[at + 1 :]
-        if not userinfo:
-            raise ParseError(f"empty user part in {raw!r}")
+        userinfo, rest = rest[:at], rest[at + 1 :]
+        # The user part cannot hold an unescaped ':' (RFC 3261 §25.1), so the first
+        # one starts the password.
         name, pcolon, secret = userinfo.partition(":")
+        if not name:
+            raise ParseError(f"empty user part in {raw[:80]!r}")
         user = _unescape(name, "user")
         password = _unescape(secret, "password") if pcolon else None
-    else:
-        hostpart = rest
-    hostport, _, param_text = hostpart.partition(";")
+    rest, qmark, header_text = rest.partition("?")
+    hostport, semi, param_text = rest.partition(";")
     host, port = _split_hostport(hostport, raw)
-    params = parse_uri_params(param_text) if param_text or hostpart.endswith(";") else ()
+    params = parse_uri_params(param_text) if semi else ()
     headers: tuple[tuple[str, str], ...] = ()
     if qmark:
         pairs = []
         for item in header_text.split("&"):
-            if not item:
-                continue
-            key, _, value = item.partition("=")
+            key, eq, value = item.partition("=")
+            if not key or not eq:
+                raise ParseError(f"bad URI header {item[:40]!r} in {raw[:80]!r}")
             pairs.append((_unescape(key, "header"), _unescape(value, "header")))
         headers = tuple(pairs)
     return SipUri(host, user, password, port, scheme, params, headers, raw)
 
 
-def parse_uri_params(text: str) -> tuple[tuple[str, str | None], ...]:
+def parse_uri_params(text: str) -> Params:
     """``a=1;lr;b=%41`` → ``(("a","1"),("lr",None),("b","A"))``."""
     params: list[tuple[str, str | None]] = []
     for item in text.split(";"):
-        if not item:
-            raise ParseError(f"empty URI parameter in {text!r}")
         key, eq, value = item.partition("=")
-        key = _unescape(key, "parameter").lower()
         if not key:
-            raise ParseError(f"URI parameter without a name in {text!r}")
+            raise ParseError(f"URI parameter without a name in {text[:60]!r}")
+        key = _unescape(key, "parameter").lower()
         params.append((key, _unescape(value, "parameter") if eq else None))
     return tuple(params)
 
@@ -231,24 +255,27 @@ def _split_hostport(text: str, raw: str) -> tuple[str, int | None]:
         end = text.find("]")
         host, tail = text[: end + 1], text[end + 1 :]
         if end < 0 or not _IPV6.fullmatch(host):
-            raise ParseError(f"bad IPv6 reference in {raw!r}")
+            raise ParseError(f"bad IPv6 reference in {raw[:80]!r}")
     else:
-        host, _, port_text = text.partition(":")
-        tail = ":" + port_text if _ else ""
-        if not (_IPV4.fullmatch(host) or _HOSTNAME.fullmatch(host)):
-            raise ParseError(f"bad host {host!r} in URI {raw!r}")
+        host, colon, port_text = text.partition(":")
+        tail = ":" + port_text if colon else ""
+        # An IPv4 address is a hostname as far as the characters go.
+        if not _HOSTNAME.fullmatch(host):
+            raise ParseError(f"bad host {host[:60]!r} in URI {raw[:80]!r}")
     if not tail:
         return host, None
     port_text = tail[1:]
-    if tail[0] != ":" or not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
-        raise ParseError(f"bad port in URI {raw!r}")
-    return host, int(port_text)
+    if tail[0] != ":" or not is_digits(port_text) or len(port_text) > 5:
+        raise ParseError(f"bad port in URI {raw[:80]!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ParseError(f"bad port in URI {raw[:80]!r}")
+    return host, port
 
 
 def _parse_tel(rest: str, raw: str) -> TelUri:
-    number, _, param_text = rest.partition(";")
-    digits = number[1:] if number.startswith("+") else number
-    if not digits or not re.fullmatch(r"[0-9A-Fa-f*#.()\-pPwW]+", digits):
-        raise ParseError(f"bad tel URI {raw!r}")
-    params = parse_uri_params(param_text) if param_text else ()
-    return TelUri(unquote(number), params, raw)
+    number, semi, param_text = rest.partition(";")
+    if not _TEL_NUMBER.fullmatch(number) or number == "+":
+        raise ParseError(f"bad tel URI {raw[:80]!r}")
+    params = parse_uri_params(param_text) if semi else ()
+    return TelUri(number, params, raw)

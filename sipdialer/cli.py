@@ -1,0 +1,227 @@
+"""The ``sipdialer`` command line (also ``python -m sipdialer``).
+
+A thin shell: it parses arguments, loads the configuration and hands over to the
+application. ``main(argv)`` returns the exit status instead of exiting, so tests can call
+it: 0 success, 1 invalid configuration, 2 usage error or a command that cannot run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from sipdialer import __version__
+from sipdialer.config import Config, ConfigError, load_config
+
+EXIT_OK = 0
+EXIT_CONFIG = 1
+EXIT_UNAVAILABLE = 2
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    handler = cast(Handler | None, getattr(args, "handler", None))
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_UNAVAILABLE
+    return handler(args)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _print_problems(path, exc.problems)
+        return None
+
+
+def _print_problems(path: str, problems: list[str]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    count = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+    print(f"FAILED: {path} ({count})", file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> int:
+    if _load(args.config) is None:
+        return EXIT_CONFIG
+    print(f"OK: {args.config}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    try:  # imported late: the application pulls in asyncio, the store and the API
+        app = importlib.import_module("sipdialer.app")
+    except ImportError as exc:
+        print(f"sipdialer run: cannot load the dialer application: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    run = cast(Callable[[Config], int] | None, getattr(app, "run", None))
+    if run is None:
+        print("sipdialer run: sipdialer.app has no run(config) function", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    try:
+        return run(config)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _not_implemented(args: argparse.Namespace) -> int:
+    print(f"sipdialer {args.command}: not implemented yet", file=sys.stderr)
+    return EXIT_UNAVAILABLE
+
+
+# --- argument types ------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _encoding(text: str) -> str:
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown encoding: {text!r}") from None
+
+
+def _delimiter(text: str) -> str:
+    value = {"\\t": "\t", "tab": "\t"}.get(text, text)
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(f"must be one character (or '\\t'), got {text!r}")
+    return value
+
+
+def _column_map(text: str) -> dict[str, int]:
+    """``name=0,number=1`` → ``{"name": 0, "number": 1}`` (0-based CSV columns)."""
+    mapping: dict[str, int] = {}
+    for item in text.split(","):
+        field, sep, column = item.strip().partition("=")
+        if not sep or not field or not column.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected FIELD=COLUMN[,...], got {item!r}")
+        if field in mapping:
+            raise argparse.ArgumentTypeError(f"field {field!r} mapped twice")
+        mapping[field] = int(column)
+    return mapping
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Handler,
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=summary, description=description)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", required=True, metavar="FILE", help="configuration file (TOML)"
+    )
+
+
+def _campaign_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--campaign", required=True, metavar="NAME", help="campaign name or id")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sipdialer",
+        description="A progressive outbound dialer that is its own SIP phone system.",
+        epilog="Start with: sipdialer check -c config.example.toml",
+    )
+    parser.add_argument("--version", action="version", version=f"sipdialer {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = _command(
+        commands, "run", _run, "run the dialer",
+        "Run the dialer until SIGINT/SIGTERM, then stop gracefully: no new calls, live"
+        " calls finish or are hung up, state is flushed.",
+    )  # fmt: skip
+    _config_arg(run)
+
+    check = _command(
+        commands, "check", _check, "validate a configuration file",
+        "Validate the configuration and print every problem with its key path."
+        " Exit status 0 when valid, 1 otherwise.",
+    )  # fmt: skip
+    _config_arg(check)
+
+    demo = _command(
+        commands, "demo", _not_implemented, "run a complete demo campaign on this machine",
+        "Run a campaign with no configuration: the dialer, a simulated trunk and simulated"
+        " agent phones, all speaking real SIP/RTP on 127.0.0.1.",
+    )  # fmt: skip
+    demo.add_argument("--agents", type=_positive_int, default=3, metavar="N",
+                      help="simulated agent phones (default: 3)")  # fmt: skip
+    demo.add_argument("--members", type=_positive_int, default=20, metavar="M",
+                      help="members to dial (default: 20)")  # fmt: skip
+    demo.add_argument("--fast", action="store_true", help="run on a simulated clock")
+
+    imp = _command(
+        commands, "import", _not_implemented, "import members from a CSV file",
+        "Add the rows of a CSV file as members of a campaign.",
+    )  # fmt: skip
+    _config_arg(imp)
+    _campaign_arg(imp)
+    imp.add_argument("csv", metavar="FILE.csv", help="the CSV file")
+    imp.add_argument("--encoding", type=_encoding, default="utf-8",
+                     help="text encoding of the file, e.g. cp1251 (default: utf-8)")  # fmt: skip
+    imp.add_argument("--delimiter", type=_delimiter, default=",",
+                     help="column separator, e.g. ';' or '\\t' (default: ',')")  # fmt: skip
+    imp.add_argument("--skip-header", action="store_true", help="ignore the first row")
+    imp.add_argument("--map", type=_column_map, default=None, metavar="FIELD=COL,...",
+                     help="0-based columns of the member fields, e.g. name=0,number=1")  # fmt: skip
+
+    members = _command(
+        commands, "members", _not_implemented, "list a campaign's members",
+        "List the members of a campaign with their state and attempts.",
+    )  # fmt: skip
+    _config_arg(members)
+    _campaign_arg(members)
+
+    report = _command(
+        commands, "report", _not_implemented, "report a campaign's results",
+        "Summarise a campaign's attempts and dispositions.",
+    )  # fmt: skip
+    _config_arg(report)
+    _campaign_arg(report)
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                        help="output format (default: table)")  # fmt: skip
+
+    sim = _command(
+        commands, "trunk-sim", _not_implemented, "run the simulated SIP trunk",
+        "Run the loopback SIP trunk used by the demo and the tests.",
+    )  # fmt: skip
+    sim.add_argument("--listen", default="127.0.0.1:5080", metavar="HOST:PORT",
+                     help="address to listen on (default: 127.0.0.1:5080)")  # fmt: skip
+    return parser

@@ -1,0 +1,698 @@
+"""The user agent core (RFC 3261 §8, §12–15): transactions + dialogs + call rules.
+
+Theory of operation. ``UserAgentCore`` is the one object the shells and the calls
+layer talk to. Inputs: ``receive_data(data, peer, now)`` for every datagram or
+framed stream message, ``handle_timer(now)``, and the TU's commands (``invite``,
+``cancel``, ``respond``, ``request_in_dialog``, ``bye``, ``send``). Outputs, drained
+after every input: ``data_to_send()`` (bytes and the ``Peer`` to send them to),
+``next_event()`` (``ua_events``), ``get_timer()`` (one deadline for the whole UA).
+
+Rules that live here, not in the TU: §8.2 inspection (``inspect.py``), answering
+bad requests, OPTIONS, BYE and CANCEL (§9.2, §15.1.2), the 2xx retransmission
+until ACK and its 64*T1 give-up (§13.3.1.4), the ACK for a 2xx (§13.2.2.4) and its
+repetition when the 2xx is retransmitted (RFC 6026), CANCEL only after a provisional
+(§9.1), ACK-then-BYE for a 2xx that raced our CANCEL, extra 2xx of a forked INVITE
+hung up, and answering 401/407 with digest credentials (§22.2).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import count
+
+from .dialog import (
+    Dialog,
+    DialogId,
+    DialogInput,
+    dialog_id_of_request,
+    dialog_id_of_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
+from .errors import ParseError, RemoteProtocolError
+from .headers import Headers
+from .inspect import InspectionPolicy, inspect_request, reject_unparsable
+from .message import Request, Response, check_request, check_response, parse_message, response_for
+from .peer import Peer
+from .timers import TimerConfig
+from .transaction.events import (
+    AckReceived,
+    CancelReceived,
+    RequestReceived,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from .transaction.events import ResponseReceived as TxResponse
+from .transaction.layer import TransactionLayer
+from .transaction.routing import response_destination
+from .ua_auth import Credentials, authorize
+from .ua_events import (
+    CallAnswered,
+    CallCancelled,
+    CallConfirmed,
+    CallFailed,
+    CallProgress,
+    DialogTerminated,
+    IncomingCall,
+    IncomingRequest,
+    RequestFailed,
+    ResponseReceived,
+    UaEvent,
+)
+
+MAX_AUTH_ATTEMPTS = 2
+"Challenges answered per request: one, plus one more if the server says stale=true."
+
+
+@dataclass(frozen=True)
+class UaConfig:
+    host: str = "127.0.0.1"
+    "Address put in Via and Contact (the public address when behind NAT)."
+    port: int = 5060
+    user: str = "sipdialer"
+    "User part of our Contact."
+    user_agent: str = "sipdialer/0.1"
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    policy: InspectionPolicy = field(default_factory=InspectionPolicy)
+    answer_options: bool = True
+    "Answer out-of-dialog OPTIONS with 200 ourselves (RFC 3261 §11.2)."
+
+
+@dataclass
+class _ClientInvite:
+    handle: str
+    request: Request
+    destination: Peer
+    tx_key: str
+    credentials: Credentials | None
+    auth_attempts: int = 0
+    provisional: bool = False
+    cancel_pending: bool = False
+    cancelled: bool = False
+    answered: DialogId | None = None
+    early: dict[str, DialogId] = field(default_factory=dict)
+
+
+@dataclass
+class _ClientRequest:
+    key: str
+    request: Request
+    destination: Peer
+    credentials: Credentials | None
+    dialog: DialogId | None
+    auth_attempts: int = 0
+    internal: bool = False
+    "CANCEL, BYE of a raced call, ...: the TU never hears of it."
+
+
+@dataclass
+class _ServerPending:
+    request: Request
+    peer: Peer
+    local_tag: str
+    dialog: DialogId | None
+    "For a re-INVITE or in-dialog request: the dialog; for a new INVITE: set on 1xx/2xx."
+
+
+@dataclass
+class _AckWait:
+    """A 2xx we sent and retransmit until the ACK (RFC 3261 §13.3.1.4)."""
+
+    response: Response
+    interval: float
+    next_at: float
+    give_up_at: float
+    reinvite: bool
+
+
+class UserAgentCore:
+    def __init__(self, config: UaConfig | None = None) -> None:
+        self.config = config or UaConfig()
+        self.layer = TransactionLayer(self.config.timers)
+        self._events: deque[UaEvent] = deque()
+        self._ids = count(1)
+        self._invites: dict[str, _ClientInvite] = {}
+        self._invite_by_tx: dict[str, str] = {}
+        self._requests: dict[str, _ClientRequest] = {}
+        self._request_by_tx: dict[str, str] = {}
+        self._pending: dict[str, _ServerPending] = {}
+        self._dialogs: dict[DialogId, Dialog] = {}
+        self._ack_waits: dict[DialogId, _AckWait] = {}
+        self._acks: dict[DialogId, tuple[Request, Peer]] = {}
+        self._cancel_deadlines: dict[str, float] = {}
+        self.stats: dict[str, int] = {"dropped": 0, "rejected": 0}
+
+    # --- outputs --------------------------------------------------------------------
+
+    def data_to_send(self) -> list[tuple[bytes, Peer]]:
+        return self.layer.data_to_send()
+
+    def next_event(self) -> UaEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        deadlines = [w.next_at for w in self._ack_waits.values()]
+        deadlines.extend(self._cancel_deadlines.values())
+        layer = self.layer.get_timer()
+        if layer is not None:
+            deadlines.append(layer)
+        return min(deadlines) if deadlines else None
+
+    def dialog(self, dialog_id: DialogId) -> Dialog | None:
+        return self._dialogs.get(dialog_id)
+
+    # --- inputs ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, peer: Peer, now: float, *, stream: bool = False) -> None:
+        """Feed one datagram or one framed stream message. Never raises for bad input."""
+        if not data.strip(b"\r\n"):
+            return  # keep-alive (RFC 5626 §3.5.1); the shell answers pings on streams
+        try:
+            message = parse_message(data, stream=stream)
+            if isinstance(message, Request):
+                check_request(message)
+            else:
+                check_response(message)
+        except ParseError as exc:
+            self._reject_unparsable(data, exc, peer)
+            return
+        self.layer.receive(message, peer, now)
+        self._pump(now)
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every deadline that is due. Spurious calls are harmless."""
+        self.layer.handle_timer(now)
+        for dialog_id, wait in list(self._ack_waits.items()):
+            if wait.next_at > now:
+                continue
+            if now >= wait.give_up_at:
+                del self._ack_waits[dialog_id]
+                self._ack_timed_out(dialog_id, now)
+                continue
+            self._send_2xx(dialog_id, wait.response)
+            wait.interval = min(wait.interval * 2, self.config.timers.t2)
+            wait.next_at = min(now + wait.interval, wait.give_up_at)
+        for handle, deadline in list(self._cancel_deadlines.items()):
+            if deadline <= now:
+                del self._cancel_deadlines[handle]
+                invite = self._invites.pop(handle, None)
+                if invite is not None:
+                    self._events.append(CallFailed(handle, 408, None, cancelled=True))
+        self._pump(now)
+
+    # --- UAC: INVITE ----------------------------------------------------------------
+
+    def invite(
+        self,
+        request_uri: str,
+        destination: Peer,
+        now: float,
+        *,
+        from_uri: str,
+        to_uri: str | None = None,
+        from_name: str | None = None,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: list[tuple[str, str]] | None = None,
+        credentials: Credentials | None = None,
+    ) -> str:
+        """Send an INVITE; returns its handle. Events: CallProgress*, then CallAnswered
+        or CallFailed."""
+        request = self.new_request(
+            "INVITE", request_uri, destination, from_uri=from_uri, to_uri=to_uri,
+            from_name=from_name, body=body, content_type=content_type, headers=headers,
+        )  # fmt: skip
+        handle = request.call_id
+        tx_key = self.layer.send_request(request, destination, now)
+        self._invites[handle] = _ClientInvite(handle, request, destination, tx_key, credentials)
+        self._invite_by_tx[tx_key] = handle
+        return handle
+
+    def cancel(self, handle: str, now: float, *, reason: str | None = None) -> None:
+        """Give up on an INVITE we sent (RFC 3261 §9.1). CANCEL waits for a provisional."""
+        invite = self._invites.get(handle)
+        if invite is None or invite.cancelled or invite.answered is not None:
+            return
+        invite.cancelled = True
+        invite.cancel_pending = not invite.provisional
+        if invite.provisional:
+            self._send_cancel(invite, now, reason)
+        self._cancel_deadlines[handle] = now + 64 * self.config.timers.t1
+
+    def _send_cancel(self, invite: _ClientInvite, now: float, reason: str | None = None) -> None:
+        original = invite.request
+        out = Headers()
+        out.add("Via", original.headers.get_all("Via")[0])
+        for name in ("Route",):
+            for value in original.headers.get_lines(name):
+                out.add(name, value)
+        out.add("Max-Forwards", "70")
+        for name in ("From", "To", "Call-ID"):
+            out.add(name, original.headers.get(name) or "")
+        out.add("CSeq", f"{original.cseq.number} CANCEL")
+        if reason:
+            out.add("Reason", reason)  # RFC 3326
+        cancel = Request(out, b"", "CANCEL", original.uri)
+        self._send_internal(cancel, invite.destination, now)
+
+    # --- UAC: requests --------------------------------------------------------------
+
+    def new_request(
+        self,
+        method: str,
+        request_uri: str,
+        destination: Peer,
+        *,
+        from_uri: str,
+        to_uri: str | None = None,
+        from_name: str | None = None,
+        call_id: str | None = None,
+        cseq: int = 1,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> Request:
+        """An out-of-dialog request with everything §8.1.1 asks for."""
+        out = Headers()
+        out.add("Via", self._via(destination))
+        out.add("Max-Forwards", "70")
+        display = f'"{from_name}" ' if from_name else ""
+        out.add("From", f"{display}<{from_uri}>;tag={new_tag()}")
+        out.add("To", f"<{to_uri or request_uri}>")
+        out.add("Call-ID", call_id or new_call_id(self.config.host))
+        out.add("CSeq", f"{cseq} {method}")
+        if method in ("INVITE", "REGISTER", "SUBSCRIBE", "REFER"):
+            out.add("Contact", self.contact(destination))
+        if method in ("INVITE", "OPTIONS"):
+            out.add("Allow", ", ".join(self.config.policy.allow))
+            out.add("Supported", ", ".join(self.config.policy.supported))
+        out.add("User-Agent", self.config.user_agent)
+        for name, value in headers or ():
+            out.add(name, value)
+        if body:
+            out.add("Content-Type", content_type)
+        return Request(out, body, method, request_uri)
+
+    def send(
+        self,
+        request: Request,
+        destination: Peer,
+        now: float,
+        *,
+        credentials: Credentials | None = None,
+    ) -> str:
+        """Send a non-INVITE request outside a dialog; returns its key (stable across a
+        digest retry). Events: ResponseReceived (1xx and the final) or RequestFailed."""
+        key = f"r{next(self._ids)}"
+        self._start_request(_ClientRequest(key, request, destination, credentials, None), now)
+        return key
+
+    def request_in_dialog(
+        self,
+        dialog_id: DialogId,
+        method: str,
+        now: float,
+        *,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> str:
+        """Send BYE, re-INVITE, UPDATE, INFO, OPTIONS ... inside a dialog; returns a key."""
+        dialog = self._dialogs[dialog_id]
+        extra = list(headers or ())
+        if body:
+            extra.append(("Content-Type", content_type))
+        request = dialog.create_request(
+            method, via=self._via(dialog.peer), body=body, headers=extra
+        )
+        key = f"r{next(self._ids)}"
+        pending = _ClientRequest(key, request, dialog.destination(), None, dialog_id)
+        if method == "BYE":
+            pending.internal = True
+            self._end_dialog(dialog_id, by_remote=False, reason="BYE sent")
+        self._start_request(pending, now)
+        return key
+
+    def bye(self, dialog_id: DialogId, now: float, *, reason: str | None = None) -> None:
+        """Hang up a confirmed dialog (RFC 3261 §15.1.1)."""
+        if dialog_id in self._dialogs:
+            headers = [("Reason", reason)] if reason else None
+            self.request_in_dialog(dialog_id, "BYE", now, headers=headers)
+
+    def _start_request(self, pending: _ClientRequest, now: float) -> None:
+        tx_key = self.layer.send_request(pending.request, pending.destination, now)
+        self._requests[pending.key] = pending
+        self._request_by_tx[tx_key] = pending.key
+
+    def _send_internal(self, request: Request, destination: Peer, now: float) -> None:
+        key = f"i{next(self._ids)}"
+        pending = _ClientRequest(key, request, destination, None, None, internal=True)
+        self._start_request(pending, now)
+
+    # --- UAS ------------------------------------------------------------------------
+
+    def respond(
+        self,
+        key: str,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> DialogId | None:
+        """Answer a request from IncomingCall/IncomingRequest. Returns the dialog a
+        1xx/2xx to an INVITE made (or the one the request belongs to)."""
+        pending = self._pending.get(key)
+        if pending is None:
+            return None  # already answered, or cancelled: harmless
+        request = pending.request
+        extra = list(headers or ())
+        invite = request.method == "INVITE"
+        if invite and 100 < status < 300:
+            extra.append(("Contact", self.contact(pending.peer)))
+        if body:
+            extra.append(("Content-Type", content_type))
+        response = response_for(
+            request, status, reason, to_tag=pending.local_tag, headers=extra, body=body
+        )
+        dialog_id = pending.dialog
+        if invite and 100 < status < 300 and dialog_id is None:
+            dialog = Dialog.from_uas(request, pending.local_tag, pending.peer,
+                                     self.contact(pending.peer))  # fmt: skip
+            dialog_id = pending.dialog = dialog.id
+            self._dialogs[dialog_id] = dialog
+        if status >= 200:
+            del self._pending[key]
+        self.layer.send_response(response, now)
+        if invite and dialog_id is not None:
+            dialog = self._dialogs[dialog_id]
+            if 200 <= status < 300:
+                if dialog.state.name == "EARLY":
+                    dialog.apply(DialogInput.CONFIRM)
+                t1 = self.config.timers.t1
+                self._ack_waits[dialog_id] = _AckWait(
+                    response, t1, now + t1 if not pending.peer.reliable else now + 64 * t1,
+                    now + 64 * t1, reinvite=request.to.tag is not None,
+                )  # fmt: skip
+            elif status >= 300 and request.to.tag is None:
+                self._dialogs.pop(dialog_id, None)  # the early dialog dies with the call
+        self._pump(now)
+        return dialog_id
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _via(self, destination: Peer) -> str:
+        host, port = self.config.host, self.config.port
+        return f"SIP/2.0/{destination.transport} {host}:{port};branch={new_branch()};rport"
+
+    def contact(self, peer: Peer) -> str:
+        """Our Contact for messages to *peer*."""
+        suffix = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
+        return f"<sip:{self.config.user}@{self.config.host}:{self.config.port}{suffix}>"
+
+    def _reject_unparsable(self, data: bytes, error: ParseError, peer: Peer) -> None:
+        response = reject_unparsable(data, error)
+        self.stats["rejected" if response else "dropped"] += 1
+        if response is None:
+            return
+        try:
+            destination = response_destination(response.top_via, peer)
+        except ParseError:
+            return
+        if destination is not None:
+            self.layer.send_stateless(response, destination)
+
+    def _send_2xx(self, dialog_id: DialogId, response: Response) -> None:
+        dialog = self._dialogs.get(dialog_id)
+        if dialog is not None:
+            destination = response_destination(response.top_via, dialog.peer)
+            if destination is not None:
+                self.layer.send_stateless(response, destination)
+
+    def _ack_timed_out(self, dialog_id: DialogId, now: float) -> None:
+        # RFC 3261 §13.3.1.4: no ACK in 64*T1: confirm, then end the session with BYE.
+        if dialog_id in self._dialogs:
+            dialog = self._dialogs[dialog_id]
+            request = dialog.create_request("BYE", via=self._via(dialog.peer))
+            self._end_dialog(dialog_id, by_remote=True, reason="no ACK", status=408)
+            self._send_internal(request, dialog.destination(), now)
+
+    def _end_dialog(
+        self,
+        dialog_id: DialogId,
+        *,
+        by_remote: bool,
+        reason: str,
+        request: Request | None = None,
+        status: int | None = None,
+    ) -> None:
+        dialog = self._dialogs.pop(dialog_id, None)
+        self._ack_waits.pop(dialog_id, None)
+        self._acks.pop(dialog_id, None)
+        if dialog is not None:
+            dialog.apply(DialogInput.TERMINATE)
+            self._events.append(DialogTerminated(dialog_id, by_remote, reason, request, status))
+
+    # --- the pump: transaction events -> UA events ---------------------------------
+
+    def _pump(self, now: float) -> None:
+        while (event := self.layer.next_event()) is not None:
+            try:
+                if isinstance(event, RequestReceived):
+                    self._on_request(event.request, event.peer, event.key, now)
+                elif isinstance(event, TxResponse):
+                    self._on_response(event.response, event.key, now)
+                elif isinstance(event, AckReceived):
+                    self._on_ack(event.request)
+                elif isinstance(event, CancelReceived):
+                    self._on_cancel(event.invite_key, now)
+                elif isinstance(event, TransactionTimedOut):
+                    self._on_no_response(event.key, 408, now)
+                elif isinstance(event, TransportFailed):
+                    self._on_no_response(event.key, 503, now)
+                elif isinstance(event, TransactionTerminated):
+                    self._invite_by_tx.pop(event.key, None)
+                    self._request_by_tx.pop(event.key, None)
+            except RemoteProtocolError:
+                self.stats["dropped"] += 1
+
+    def _on_request(self, request: Request, peer: Peer, key: str, now: float) -> None:
+        rejection = inspect_request(request, self.config.policy)
+        if rejection is not None:
+            self.stats["rejected"] += 1
+            self.layer.send_response(rejection, now)
+            return
+        dialog_id = dialog_id_of_request(request)
+        if dialog_id is not None:
+            self._on_request_in_dialog(request, peer, key, dialog_id, now)
+            return
+        if request.method == "OPTIONS" and self.config.answer_options:
+            self.layer.send_response(self._options_response(request), now)
+            return
+        if request.method == "BYE":
+            self.layer.send_response(response_for(request, 481), now)
+            return
+        self._pending[key] = _ServerPending(request, peer, new_tag(), None)
+        if request.method == "INVITE":
+            self._events.append(IncomingCall(key, request, peer))
+        else:
+            self._events.append(IncomingRequest(key, request, peer))
+
+    def _options_response(self, request: Request) -> Response:
+        policy = self.config.policy
+        return response_for(
+            request, 200, to_tag=new_tag(),
+            headers=[
+                ("Allow", ", ".join(policy.allow)),
+                ("Accept", ", ".join(policy.accept)),
+                ("Supported", ", ".join(policy.supported)),
+                ("User-Agent", self.config.user_agent),
+            ],
+        )  # fmt: skip
+
+    def _on_request_in_dialog(
+        self, request: Request, peer: Peer, key: str, dialog_id: DialogId, now: float
+    ) -> None:
+        dialog = self._dialogs.get(dialog_id)
+        if dialog is None:
+            self.layer.send_response(response_for(request, 481), now)  # §12.2.2
+            return
+        try:
+            dialog.receive_request(request)
+        except RemoteProtocolError as exc:
+            self.layer.send_response(response_for(request, exc.status_hint, exc.reason), now)
+            return
+        if request.method == "BYE":
+            self.layer.send_response(response_for(request, 200), now)  # §15.1.2
+            self._end_dialog(dialog_id, by_remote=True, reason="BYE received", request=request)
+            return
+        self._pending[key] = _ServerPending(request, peer, dialog_id.local_tag, dialog_id)
+        self._events.append(IncomingRequest(key, request, peer, dialog_id))
+
+    def _on_ack(self, ack: Request) -> None:
+        dialog_id = dialog_id_of_request(ack)
+        wait = self._ack_waits.pop(dialog_id, None) if dialog_id else None
+        if dialog_id is not None and wait is not None:
+            self._events.append(CallConfirmed(dialog_id, ack, wait.reinvite))
+
+    def _on_cancel(self, invite_key: str, now: float) -> None:
+        pending = self._pending.pop(invite_key, None)
+        if pending is None:
+            return
+        # RFC 3261 §9.2: the INVITE gets 487; the early dialog, if any, goes with it.
+        response = response_for(pending.request, 487, to_tag=pending.local_tag)
+        self.layer.send_response(response, now)
+        if pending.dialog is not None:
+            self._dialogs.pop(pending.dialog, None)
+        self._events.append(CallCancelled(invite_key))
+
+    def _on_response(self, response: Response, tx_key: str, now: float) -> None:
+        handle = self._invite_by_tx.get(tx_key)
+        if handle is not None:
+            self._on_invite_response(handle, response, now)
+            return
+        req_key = self._request_by_tx.get(tx_key)
+        pending = self._requests.get(req_key) if req_key else None
+        if pending is None:
+            return
+        if response.status_code in (401, 407) and self._retry_with_auth(pending, response, now):
+            return
+        if response.status_code >= 200:
+            del self._requests[pending.key]
+            dialog_id = pending.dialog
+            if dialog_id is not None and dialog_id in self._dialogs:
+                self._dialogs[dialog_id].receive_response(response)
+                if response.status_code in (408, 481):
+                    self._end_dialog(dialog_id, by_remote=True, reason="dialog gone",
+                                     status=response.status_code)  # fmt: skip
+                elif response.is_success and pending.request.method == "INVITE":
+                    self._ack_2xx(dialog_id, response, now)
+        if not pending.internal:
+            self._events.append(ResponseReceived(pending.key, response, pending.dialog))
+
+    def _retry_with_auth(self, pending: _ClientRequest, response: Response, now: float) -> bool:
+        if pending.credentials is None or pending.auth_attempts >= MAX_AUTH_ATTEMPTS:
+            return False
+        retry = authorize(pending.request, response, pending.credentials, self._via)
+        if retry is None:
+            return False
+        pending.auth_attempts += 1
+        pending.request = retry
+        tx_key = self.layer.send_request(retry, pending.destination, now)
+        self._request_by_tx[tx_key] = pending.key
+        return True
+
+    def _on_invite_response(self, handle: str, response: Response, now: float) -> None:
+        invite = self._invites.get(handle)
+        if invite is None:
+            return
+        code = response.status_code
+        dialog_id = dialog_id_of_response(response)
+        if code < 200:
+            if code > 100 and not invite.provisional and invite.cancel_pending:
+                invite.cancel_pending = False
+                self._send_cancel(invite, now)
+            invite.provisional = True
+            early = None
+            if code > 100 and dialog_id is not None and not invite.cancelled:
+                if dialog_id not in self._dialogs:
+                    self._dialogs[dialog_id] = Dialog.from_uac(invite.request, response,
+                                                               invite.destination)  # fmt: skip
+                invite.early[dialog_id.remote_tag] = dialog_id
+                early = dialog_id
+            if not invite.cancelled:
+                self._events.append(CallProgress(handle, response, early))
+            return
+        if 200 <= code < 300:
+            self._on_invite_2xx(invite, response, dialog_id, now)
+            return
+        if code in (401, 407) and not invite.cancelled and self._retry_invite(invite, response, now):
+            return
+        self._invites.pop(handle, None)
+        self._cancel_deadlines.pop(handle, None)
+        for early_id in invite.early.values():
+            self._dialogs.pop(early_id, None)
+        self._events.append(CallFailed(handle, code, response, invite.cancelled))
+
+    def _on_invite_2xx(
+        self, invite: _ClientInvite, response: Response, dialog_id: DialogId | None, now: float
+    ) -> None:
+        if dialog_id is None:
+            raise RemoteProtocolError("2xx without tags")
+        if dialog_id in self._acks:
+            request, peer = self._acks[dialog_id]  # retransmitted 2xx: ACK again
+            self.layer.send_stateless(request, peer)
+            return
+        dialog = self._dialogs.get(dialog_id)
+        if dialog is None:
+            dialog = Dialog.from_uac(invite.request, response, invite.destination)
+            self._dialogs[dialog_id] = dialog
+        else:
+            dialog.remote_uri = response.to
+            dialog.receive_response(response)
+            # RFC 3261 §13.2.2.4: the 2xx recomputes the early dialog's route set.
+            fresh = Dialog.from_uac(invite.request, response, invite.destination)
+            dialog.route_set = fresh.route_set
+        if dialog.state.name == "EARLY":
+            dialog.apply(DialogInput.CONFIRM)
+        self._ack_2xx(dialog_id, response, now)
+        if invite.cancelled or invite.answered is not None:
+            # The 200 raced our CANCEL, or a second fork answered: ACK, then BYE.
+            self.bye(dialog_id, now)
+            if invite.answered is None:
+                self._invites.pop(invite.handle, None)
+                self._cancel_deadlines.pop(invite.handle, None)
+                self._events.append(CallFailed(invite.handle, 487, response, cancelled=True))
+            return
+        invite.answered = dialog_id
+        for tag, early_id in invite.early.items():
+            if tag != dialog_id.remote_tag:
+                self._dialogs.pop(early_id, None)
+        self._events.append(CallAnswered(invite.handle, response, dialog_id))
+
+    def _ack_2xx(self, dialog_id: DialogId, response: Response, now: float) -> None:
+        dialog = self._dialogs[dialog_id]
+        ack = dialog.create_request("ACK", via=self._via(dialog.peer), cseq=dialog.invite_seq)
+        destination = dialog.destination()
+        self._acks[dialog_id] = (ack, destination)
+        self.layer.send_stateless(ack, destination)
+
+    def _retry_invite(self, invite: _ClientInvite, response: Response, now: float) -> bool:
+        if invite.credentials is None or invite.auth_attempts >= MAX_AUTH_ATTEMPTS:
+            return False
+        retry = authorize(invite.request, response, invite.credentials, self._via)
+        if retry is None:
+            return False
+        invite.auth_attempts += 1
+        invite.request = retry
+        invite.provisional = False
+        invite.tx_key = self.layer.send_request(retry, invite.destination, now)
+        self._invite_by_tx[invite.tx_key] = invite.handle
+        return True
+
+    def _on_no_response(self, tx_key: str, status: int, now: float) -> None:
+        handle = self._invite_by_tx.get(tx_key)
+        if handle is not None and handle in self._invites:
+            invite = self._invites[handle]
+            if invite.tx_key != tx_key or invite.answered is not None:
+                return
+            del self._invites[handle]
+            self._cancel_deadlines.pop(handle, None)
+            for early_id in invite.early.values():
+                self._dialogs.pop(early_id, None)
+            self._events.append(CallFailed(handle, status, None, invite.cancelled))
+            return
+        req_key = self._request_by_tx.get(tx_key)
+        pending = self._requests.pop(req_key, None) if req_key else None
+        if pending is None:
+            return
+        if pending.dialog is not None and pending.dialog in self._dialogs:
+            self._end_dialog(pending.dialog, by_remote=True, reason="no response",
+                             status=status)  # fmt: skip
+        if not pending.internal:
+            self._events.append(RequestFailed(pending.key, status, pending.dialog))

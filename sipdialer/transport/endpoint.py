@@ -1,0 +1,158 @@
+"""The SIP endpoint: one ``UserAgentCore`` behind a UDP socket and a TCP listener.
+
+This is the only place that reads the clock for SIP. Every callback feeds the core
+and then calls ``_flush``: send what the core queued, hand its events to the
+registered handlers, and re-arm the one timer (STYLE.md §2.2).
+
+Handlers: ``on_request(method, handler)`` gets ``IncomingCall``/``IncomingRequest``
+of that method; ``on_event(handler)`` gets every event. A request of a method with
+no handler is answered 405 with Allow, so nothing waits for an answer forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from sipdialer.sip.peer import Peer
+from sipdialer.sip.ua import UaConfig, UserAgentCore
+from sipdialer.sip.ua_events import IncomingCall, IncomingRequest, UaEvent
+
+from .tcp import TcpTransport
+from .udp import UdpTransport, open_udp
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UaEvent], None]
+
+
+class SipEndpoint:
+    def __init__(self, config: UaConfig | None = None) -> None:
+        self.ua = UserAgentCore(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._udp: UdpTransport | None = None
+        self._tcp: TcpTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._request_handlers: dict[str, Handler] = {}
+        self._listeners: list[Handler] = []
+        self._flushing = False
+        self.handler_errors = 0
+
+    # --- setup ----------------------------------------------------------------------
+
+    def on_request(self, method: str, handler: Handler) -> None:
+        self._request_handlers[method.upper()] = handler
+
+    def on_event(self, handler: Handler) -> None:
+        self._listeners.append(handler)
+
+    async def start(self, host: str, port: int, *, tcp: bool = True) -> tuple[str, int]:
+        """Bind UDP (and TCP on the same port); returns the bound (host, port)."""
+        self._loop = asyncio.get_running_loop()
+        self._udp = await open_udp(host, port, self._receive_udp)
+        bound = self._udp.local_address
+        if tcp:
+            self._tcp = TcpTransport(self._receive_tcp, self._tcp_failed)
+            await self._tcp.listen(host, bound[1])
+        if self.ua.config.port == 0:
+            # Bound to an ephemeral port: Via and Contact must name the real one.
+            self.ua.config = replace(self.ua.config, port=bound[1])
+        return bound
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            await self._tcp.close()
+
+    @property
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    # --- inputs ---------------------------------------------------------------------
+
+    def _receive_udp(self, data: bytes, peer: Peer) -> None:
+        self.ua.receive_data(data, peer, self.now)
+        self.flush()
+
+    def _receive_tcp(self, data: bytes, peer: Peer) -> None:
+        self.ua.receive_data(data, peer, self.now, stream=True)
+        self.flush()
+
+    def _tcp_failed(self, peer: Peer) -> None:
+        self.ua.transport_error(peer, self.now)
+        self.flush()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        # Never hand the core a time earlier than the deadline it asked for.
+        now = max(self._timer_at or 0.0, self.now)
+        self._timer_at = None
+        self.ua.handle_timer(now)
+        self.flush()
+
+    # --- outputs --------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send, dispatch, re-arm. Handlers may call the UA; their output is flushed
+        by the same loop (re-entrant calls just return)."""
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while True:
+                sent = self._send_all()
+                event = self.ua.next_event()
+                if event is None and not sent:
+                    break
+                if event is not None:
+                    self._dispatch(event)
+        finally:
+            self._flushing = False
+        self._arm_timer()
+
+    def _send_all(self) -> bool:
+        items = self.ua.data_to_send()
+        for data, peer in items:
+            if peer.transport == "UDP":
+                if self._udp is not None:
+                    self._udp.send(data, peer)
+            elif self._tcp is not None:
+                self._tcp.send(data, peer)
+        return bool(items)
+
+    def _dispatch(self, event: UaEvent) -> None:
+        if isinstance(event, IncomingCall | IncomingRequest):
+            handler = self._request_handlers.get(event.request.method)
+            if handler is None:
+                allow = ", ".join(self.ua.config.policy.allow)
+                self.ua.respond(event.key, 405, self.now, headers=[("Allow", allow)])
+            else:
+                self._call(handler, event)
+        for listener in self._listeners:
+            self._call(listener, event)
+
+    def _call(self, handler: Handler, event: UaEvent) -> None:
+        try:
+            handler(event)
+        except Exception:  # a handler's bug must not stop the endpoint
+            self.handler_errors += 1
+            log.exception("SIP handler failed on %s", type(event).__name__)
+            if isinstance(event, IncomingCall | IncomingRequest):
+                self.ua.respond(event.key, 500, self.now)
+
+    def _arm_timer(self) -> None:
+        timer_at = self.ua.get_timer()
+        if self._timer is not None and timer_at != self._timer_at:
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is None and timer_at is not None and self._loop is not None:
+            self._timer = self._loop.call_at(timer_at, self._on_timer)
+        self._timer_at = timer_at
