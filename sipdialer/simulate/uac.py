@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sipdialer.sip.peer import Peer
 from sipdialer.sip.ua import UaConfig
-from sipdialer.sip.ua_auth import Credentials
+from sipdialer.sip.ua_auth import Account
 from sipdialer.sip.ua_events import (
     CallAnswered,
     CallFailed,
@@ -44,7 +44,7 @@ class CallingUac:
         *,
         hold: float = 0.2,
         user: str = "service",
-        credentials: Credentials | None = None,
+        credentials: Account | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.target = target

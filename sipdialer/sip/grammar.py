@@ -107,6 +107,31 @@ def read_quoted(text: str, i: int) -> tuple[str, int]:
 
 def parse_params(text: str) -> Params:
     """``;tag = x ; lr ;q="0.5"`` → names lower-cased, values unquoted; LWS allowed."""
+    if '"' in text:
+        return _parse_quoted_params(text)
+    pieces = text.split(";")
+    if pieces[0].strip(WS):
+        raise ParseError(f"expected ';' in parameters {text[:60]!r}")
+    params: list[tuple[str, str | None]] = []
+    append = params.append
+    forbidden = _PARAM_FORBIDDEN.isdisjoint
+    for index in range(1, len(pieces)):
+        name, eq, value = pieces[index].partition("=")
+        name = name.strip(WS).lower()
+        if not name or not forbidden(name):
+            raise ParseError(f"bad parameter name in {text[:60]!r}")
+        if eq:
+            value = value.strip(WS)
+            if not value or not forbidden(value):
+                raise ParseError(f"bad value of parameter {name[:40]!r}")
+            append((name, value))
+        else:
+            append((name, None))
+    return tuple(params)
+
+
+def _parse_quoted_params(text: str) -> Params:
+    """``parse_params`` for text with quoted-strings, where ``;`` may be quoted."""
     params: list[tuple[str, str | None]] = []
     i = 0
     n = len(text)

@@ -16,8 +16,9 @@ whose values contain commas of their own (auth headers, dates) are never split.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from .errors import ParseError
 from .grammar import (
@@ -89,6 +90,8 @@ _CANONICAL.update(COMPACT_FORMS)
 _CANONICAL.update({short.upper(): full for short, full in COMPACT_FORMS.items()})
 _KNOWN = frozenset(_KNOWN_NAMES)
 
+T = TypeVar("T")
+
 # Headers whose values are never split at commas: the grammar of each allows commas
 # inside a single value (RFC 3261 §7.3.1 names the auth headers explicitly).
 _NOT_A_LIST = frozenset(
@@ -110,21 +113,43 @@ def canonical_name(name: str) -> str:
 
 
 class Headers:
-    """Ordered multi-map of header fields; lookups ignore case and compact forms."""
+    """Ordered multi-map of header fields; lookups ignore case and compact forms.
 
-    __slots__ = ("_items",)
+    It also remembers typed values parsed from it (``memo``) until it is modified,
+    so the transaction layer, the UA and the dialog can all ask a message for its
+    top Via or CSeq and only the first asker pays for parsing it.
+    """
+
+    __slots__ = ("_items", "_memo")
 
     def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
         self._items: list[tuple[str, str]] = (
             [] if items is None else [(canonical_name(k), v) for k, v in items]
         )
+        self._memo: dict[str, object] | None = None
 
     @classmethod
     def _canonical(cls, items: list[tuple[str, str]]) -> Headers:
         """Adopt *items* whose names are already canonical (the parser's fast path)."""
         headers = cls.__new__(cls)
         headers._items = items
+        headers._memo = None
         return headers
+
+    def memo(self, key: str, build: Callable[[Headers], T]) -> T:
+        """``build(self)``, computed once until the next change to these headers.
+
+        *build* must be a pure function of the header values returning an immutable
+        value; an exception is not remembered (it is raised again next time).
+        """
+        memo = self._memo
+        if memo is None:
+            memo = self._memo = {}
+        elif key in memo:
+            return cast(T, memo[key])
+        value = build(self)
+        memo[key] = value
+        return value
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -185,16 +210,19 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a header line at the bottom."""
+        self._memo = None
         self._items.append((canonical_name(name), value))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a line above the first line of the same name (or at the top)."""
         index = self._indexes(name)
+        self._memo = None
         self._items.insert(index[0] if index else 0, (canonical_name(name), value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of *name* by one line, where the first one stood."""
         index = self._indexes(name)
+        self._memo = None
         item = (canonical_name(name), value)
         if not index:
             self._items.append(item)
@@ -206,6 +234,7 @@ class Headers:
     def remove(self, name: str) -> None:
         """Remove every line of *name* (nothing happens when there is none)."""
         drop = set(self._indexes(name))
+        self._memo = None
         self._items = [it for i, it in enumerate(self._items) if i not in drop]
 
     def pop_first(self, name: str) -> str | None:
@@ -213,6 +242,7 @@ class Headers:
         index = self._indexes(name)
         if not index:
             return None
+        self._memo = None
         key, value = self._items[index[0]]
         values = [value] if key in _NOT_A_LIST else split_list(value)
         if len(values) > 1:
@@ -278,6 +308,12 @@ def parse_via(value: str) -> Via:
 
     ``SIP / 2.0 / UDP host:port ;params`` (RFC 4475 wsinv has every kind of LWS).
     """
+    if value.startswith("SIP/2.0/"):
+        # Fast path: no LWS around the slashes (what nearly everybody sends).
+        space = value.find(" ", 8)
+        transport, sent = value[8:space], value[space + 1 :].lstrip(WS)
+        if space > 8 and sent and is_token(transport):
+            return _via(transport.upper(), sent, SIP_2_0, value)
     parts = value.split("/", 2)
     if len(parts) != 3:
         raise ParseError(f"bad Via {value[:80]!r}")
@@ -289,11 +325,18 @@ def parse_via(value: str) -> Via:
     transport, sent = rest[:end], rest[end:].lstrip(WS)
     if not is_token(name) or not is_token(version) or not is_token(transport) or not sent:
         raise ParseError(f"bad Via {value[:80]!r}")
+    return _via(transport.upper(), sent, f"{name.upper()}/{version}", value)
+
+
+SIP_2_0 = "SIP/2.0"
+
+
+def _via(transport: str, sent: str, protocol: str, value: str) -> Via:
     semi = sent.find(";")
     hostport = (sent if semi < 0 else sent[:semi]).rstrip(WS)
     params = parse_params(sent[semi:]) if semi >= 0 else ()
     host, port = _split_sent_by(hostport, value)
-    return Via(transport.upper(), host, port, params, f"{name.upper()}/{version}")
+    return Via(transport, host, port, params, protocol)
 
 
 _HOST_FORBIDDEN = frozenset(' \t,;<>"@/?=\\')
@@ -480,6 +523,9 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
+    number, space, method = value.partition(" ")
+    if space and is_digits(number) and len(number) <= 9 and is_token(method):
+        return CSeq(int(number), method)  # fast path: "1 INVITE"
     parts = split_ws(value)
     if len(parts) != 2 or not is_digits(parts[0]) or not is_token(parts[1]):
         raise ParseError(f"bad CSeq {value[:80]!r}")

@@ -106,45 +106,29 @@ class Message:
 
     @property
     def cseq(self) -> CSeq:
-        value = self.headers.get("CSeq")
-        if value is None:
-            raise ParseError("missing CSeq")
-        return parse_cseq(value)
+        return self.headers.memo("CSeq", _cseq)
 
     @property
     def vias(self) -> list[Via]:
-        return [parse_via(v) for v in self.headers.get_all("Via")]
+        """Every Via value, top first (a fresh list: the caller may change it)."""
+        return list(self.headers.memo("vias", _vias))
 
     @property
     def top_via(self) -> Via:
-        line = self.headers.get("Via")
-        if line is None:
-            raise ParseError("missing Via")
-        if "," in line:
-            values = split_list(line)
-            if not values:
-                raise ParseError("empty Via")
-            line = values[0]
-        return parse_via(line)
+        return self.headers.memo("top_via", _top_via)
 
     @property
     def from_(self) -> NameAddr:
-        return self._name_addr("From")
+        return self.headers.memo("From", _from)
 
     @property
     def to(self) -> NameAddr:
-        return self._name_addr("To")
-
-    def _name_addr(self, name: str) -> NameAddr:
-        value = self.headers.get(name)
-        if value is None:
-            raise ParseError(f"missing {name}")
-        return parse_name_addr(value)
+        return self.headers.memo("To", _to)
 
     @property
     def contacts(self) -> list[Contact]:
         """Every Contact value (``[]`` when there is none)."""
-        return parse_contacts(self.headers.get_all("Contact"))
+        return list(self.headers.memo("contacts", _contacts))
 
     @property
     def max_forwards(self) -> int | None:
@@ -183,6 +167,51 @@ class Message:
         if text.count("\n") != breaks or text.count("\r") != breaks:
             raise LocalProtocolError("CR or LF inside a start line or header value")
         return (text + "\r\n\r\n").encode("utf-8", "surrogateescape") + self.body
+
+
+# Builders for ``Headers.memo``: pure functions of the header text.
+
+
+def _cseq(headers: Headers) -> CSeq:
+    value = headers.get("CSeq")
+    if value is None:
+        raise ParseError("missing CSeq")
+    return parse_cseq(value)
+
+
+def _vias(headers: Headers) -> tuple[Via, ...]:
+    return tuple(parse_via(v) for v in headers.get_all("Via"))
+
+
+def _top_via(headers: Headers) -> Via:
+    line = headers.get("Via")
+    if line is None:
+        raise ParseError("missing Via")
+    if "," in line:
+        values = split_list(line)
+        if not values:
+            raise ParseError("empty Via")
+        line = values[0]
+    return parse_via(line)
+
+
+def _name_addr(headers: Headers, name: str) -> NameAddr:
+    value = headers.get(name)
+    if value is None:
+        raise ParseError(f"missing {name}")
+    return parse_name_addr(value)
+
+
+def _from(headers: Headers) -> NameAddr:
+    return _name_addr(headers, "From")
+
+
+def _to(headers: Headers) -> NameAddr:
+    return _name_addr(headers, "To")
+
+
+def _contacts(headers: Headers) -> tuple[Contact, ...]:
+    return tuple(parse_contacts(headers.get_all("Contact")))
 
 
 @dataclass
@@ -264,6 +293,8 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     start = _parse_start_line(lines[0], defects)
     if "\n " in text or "\n\t" in text:
         lines = _unfold(lines, defects)
+    if len(text) > MAX_HEADER_LENGTH and max(map(len, lines)) > MAX_HEADER_LENGTH:
+        raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
     items = _parse_header_lines(lines, defects)
     body = _body(data, body_start, items, stream, defects)
     defect = defects[0] if defects else None
@@ -308,15 +339,12 @@ def _parse_header_lines(lines: list[str], defects: list[ParseError]) -> list[tup
     append = items.append
     canonical = _CANONICAL.get
     for index in range(1, len(lines)):
-        line = lines[index]
-        if len(line) > MAX_HEADER_LENGTH:
-            raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
-        name, colon, value = line.partition(":")
+        name, colon, value = lines[index].partition(":")
         canon = canonical(name)
         if canon is None or not colon:
             canon = _checked_name(name) if colon else None
             if canon is None:
-                defects.append(ParseError(f"malformed header line {line[:40]!r}"))
+                defects.append(ParseError(f"malformed header line {lines[index][:40]!r}"))
                 continue
         append((canon, value.strip(WS)))
     return items
@@ -334,8 +362,6 @@ def _unfold(lines: list[str], defects: list[ParseError]) -> list[str]:
                 piece = line.strip(WS)
                 if piece:
                     pieces.append(piece)
-                    if len(pieces) > MAX_HEADER_LENGTH:
-                        raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
             continue
         if pieces:
             out[-1] = " ".join([out[-1].rstrip(WS), *pieces])
@@ -363,7 +389,7 @@ def _body(
         if stream:
             raise ParseError("missing Content-Length on a stream transport")
         return data[start:]
-    if len(set(lengths)) > 1:
+    if len(lengths) > 1 and len(set(lengths)) > 1:
         # RFC 4475 mcl01: conflicting values are a framing error.
         defects.append(ParseError("conflicting Content-Length values"))
         return data[start:]

@@ -404,12 +404,19 @@ def _supported(names: Sequence[str], codec: RtpMap) -> bool:
 
 
 def _audio(
-    maps: list[RtpMap], fmtps: dict[int, str | None], ptime: int | None, d: Direction
-) -> list[Attribute]:
-    """Attributes of an audio stream we describe; ``maps`` become its formats."""
+    port: int,
+    proto: str,
+    maps: list[RtpMap],
+    fmtp: dict[int, str | None],
+    ptime: int | None,
+    d: Direction,
+) -> Media:
+    """An audio stream we describe, with ``maps`` as its formats."""
     attributes = [Attribute("rtpmap", str(m)) for m in maps]
-    attributes += [Attribute("fmtp", f"{pt} {v}") for pt, v in fmtps.items() if v]
-    return [*attributes, *([Attribute("ptime", str(ptime))] if ptime else []), Attribute(d.value)]
+    attributes += [Attribute("fmtp", f"{pt} {v}") for pt, v in fmtp.items() if v]
+    attributes += [Attribute("ptime", str(ptime))] if ptime else []
+    formats = tuple(str(m.payload_type) for m in maps)
+    return Media("audio", port, proto, formats, attributes=(*attributes, Attribute(d.value)))
 
 
 def _description(
@@ -433,20 +440,15 @@ def make_offer(
     username: str = "sipdialer",
 ) -> SessionDescription:
     """Our offer: one audio stream, ``codecs`` (static ones) in preference order."""
-    maps = []
-    for name in codecs:
-        if name.upper() not in _STATIC_BY_NAME:
-            raise ValueError(f"cannot offer {name!r}: only static payload types are offered")
-        maps.append(_STATIC_BY_NAME[name.upper()])
-    if not maps:
-        raise ValueError("an offer needs at least one codec")
-    fmtps: dict[int, str | None] = {}
+    unknown = [name for name in codecs if name.upper() not in _STATIC_BY_NAME]
+    if unknown or not codecs:
+        raise ValueError(f"cannot offer {unknown or 'no codec'}: we offer static payload types")
+    maps = [_STATIC_BY_NAME[name.upper()] for name in codecs]
+    fmtp: dict[int, str | None] = {}
     if telephone_event:
         maps.append(RtpMap(DEFAULT_TELEPHONE_EVENT_PT, TELEPHONE_EVENT, 8000))
-        fmtps[DEFAULT_TELEPHONE_EVENT_PT] = "0-16"
-    attributes = _audio(maps, fmtps, ptime, Direction(direction))
-    formats = tuple(str(m.payload_type) for m in maps)
-    media = Media("audio", port, "RTP/AVP", formats, attributes=tuple(attributes))
+        fmtp[DEFAULT_TELEPHONE_EVENT_PT] = "0-16"  # the 16 DTMF events and flash (RFC 4733 §3.2)
+    media = _audio(port, "RTP/AVP", maps, fmtp, ptime, Direction(direction))
     return _description(address, [media], session_id, session_version, username)
 
 
@@ -482,11 +484,8 @@ def make_answer(
         if te is not None:  # mirror the offer's payload type (RFC 4733 §7.1.1)
             maps.append(te)
             fmtps[te.payload_type] = offered.fmtp(te.payload_type) or "0-15"
-        attributes = _audio(maps, fmtps, ptime, result.direction)
-        formats = tuple(str(m.payload_type) for m in maps)
-        media = Media("audio", port, offered.proto, formats, attributes=tuple(attributes))
         answer = [m.rejected() for m in offer.media]
-        answer[index] = media
+        answer[index] = _audio(port, offered.proto, maps, fmtps, ptime, result.direction)
         return _description(address, answer, session_id, session_version, username), result
     offered_codecs = {m.encoding for s in offer.media if s.kind == "audio" for m in s.rtpmaps}
     offered_codecs.discard(TELEPHONE_EVENT)

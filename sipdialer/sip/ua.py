@@ -48,7 +48,7 @@ from .transaction.events import (
 from .transaction.events import ResponseReceived as TxResponse
 from .transaction.layer import TransactionLayer
 from .transaction.routing import response_destination
-from .ua_auth import Credentials, authorize
+from .ua_auth import Account, authorize
 from .ua_events import (
     CallAnswered,
     CallCancelled,
@@ -87,7 +87,7 @@ class _ClientInvite:
     request: Request
     destination: Peer
     tx_key: str
-    credentials: Credentials | None
+    credentials: Account | None
     auth_attempts: int = 0
     provisional: bool = False
     cancel_pending: bool = False
@@ -101,7 +101,7 @@ class _ClientRequest:
     key: str
     request: Request
     destination: Peer
-    credentials: Credentials | None
+    credentials: Account | None
     dialog: DialogId | None
     auth_attempts: int = 0
     internal: bool = False
@@ -182,6 +182,11 @@ class UserAgentCore:
         self.layer.receive(message, peer, now)
         self._pump(now)
 
+    def transport_error(self, peer: Peer, now: float) -> None:
+        """A connection to *peer* failed: its client transactions fail (RFC 3261 §8.1.3.1)."""
+        self.layer.transport_error(peer, now)
+        self._pump(now)
+
     def handle_timer(self, now: float) -> None:
         """Fire every deadline that is due. Spurious calls are harmless."""
         self.layer.handle_timer(now)
@@ -217,7 +222,7 @@ class UserAgentCore:
         body: bytes = b"",
         content_type: str = "application/sdp",
         headers: list[tuple[str, str]] | None = None,
-        credentials: Credentials | None = None,
+        credentials: Account | None = None,
     ) -> str:
         """Send an INVITE; returns its handle. Events: CallProgress*, then CallAnswered
         or CallFailed."""
@@ -302,7 +307,7 @@ class UserAgentCore:
         destination: Peer,
         now: float,
         *,
-        credentials: Credentials | None = None,
+        credentials: Account | None = None,
     ) -> str:
         """Send a non-INVITE request outside a dialog; returns its key (stable across a
         digest retry). Events: ResponseReceived (1xx and the final) or RequestFailed."""
@@ -409,6 +414,12 @@ class UserAgentCore:
     def _via(self, destination: Peer) -> str:
         host, port = self.config.host, self.config.port
         return f"SIP/2.0/{destination.transport} {host}:{port};branch={new_branch()};rport"
+
+    @staticmethod
+    def _new_via(old: str) -> str:
+        """The Via of a retried request: the same sent-by, a new branch."""
+        sent = old.split(";", 1)[0]
+        return f"{sent};branch={new_branch()};rport"
 
     def contact(self, peer: Peer) -> str:
         """Our Contact for messages to *peer*."""
@@ -578,7 +589,7 @@ class UserAgentCore:
     def _retry_with_auth(self, pending: _ClientRequest, response: Response, now: float) -> bool:
         if pending.credentials is None or pending.auth_attempts >= MAX_AUTH_ATTEMPTS:
             return False
-        retry = authorize(pending.request, response, pending.credentials, self._via)
+        retry = authorize(pending.request, response, pending.credentials, self._new_via)
         if retry is None:
             return False
         pending.auth_attempts += 1
@@ -665,7 +676,7 @@ class UserAgentCore:
     def _retry_invite(self, invite: _ClientInvite, response: Response, now: float) -> bool:
         if invite.credentials is None or invite.auth_attempts >= MAX_AUTH_ATTEMPTS:
             return False
-        retry = authorize(invite.request, response, invite.credentials, self._via)
+        retry = authorize(invite.request, response, invite.credentials, self._new_via)
         if retry is None:
             return False
         invite.auth_attempts += 1

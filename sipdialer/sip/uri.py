@@ -126,8 +126,7 @@ class SipUri:
                 out += ["=", _quote(value, _PARAM_SAFE)]
         if self.headers:
             pairs = (
-                f"{_quote(k, _HEADER_SAFE)}={_quote(v, _HEADER_SAFE)}"
-                for k, v in self.headers
+                f"{_quote(k, _HEADER_SAFE)}={_quote(v, _HEADER_SAFE)}" for k, v in self.headers
             )
             out.append("?" + "&".join(pairs))
         return "".join(out)
@@ -177,6 +176,8 @@ def parse_uri(text: str) -> Uri:
     if not text or _FORBIDDEN.search(text):
         raise ParseError(f"malformed URI {text[:80]!r}")
     scheme, colon, rest = text.partition(":")
+    if scheme == "sip":
+        return _parse_sip(scheme, rest, text)  # fast path: the usual spelling
     if not colon or not _SCHEME.fullmatch(scheme):
         raise ParseError(f"URI without a scheme: {text[:80]!r}")
     scheme = scheme.lower()
