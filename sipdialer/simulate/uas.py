@@ -12,6 +12,7 @@ import contextlib
 import signal
 from dataclasses import dataclass
 
+from sipdialer.sip.transaction.keys import ServerTransactionKey
 from sipdialer.sip.ua import UaConfig
 from sipdialer.sip.ua_events import (
     CallCancelled,
@@ -66,7 +67,7 @@ class AnsweringUas:
             loop = asyncio.get_running_loop()
             loop.call_later(self.ring_time, self._answer, event.key)
 
-    def _answer(self, key: str) -> None:
+    def _answer(self, key: ServerTransactionKey) -> None:
         host, port = self.endpoint.ua.config.host, 40000
         body = answer_sdp(host, port, self.stats.calls)
         self.endpoint.ua.respond(key, 200, self.endpoint.now, body=body)

@@ -223,12 +223,11 @@ class Headers:
         """Replace every line of *name* by one line, where the first one stood."""
         index = self._indexes(name)
         self._memo = None
-        item = (canonical_name(name), value)
         if not index:
-            self._items.append(item)
+            self._items.append((canonical_name(name), value))
             return
         drop = set(index[1:])
-        self._items[index[0]] = item
+        self._items[index[0]] = (self._items[index[0]][0], value)  # keeps the spelling
         self._items = [it for i, it in enumerate(self._items) if i not in drop]
 
     def remove(self, name: str) -> None:

@@ -77,8 +77,6 @@ def inspect_request(request: Request, policy: InspectionPolicy) -> Response | No
     return None
 
 
-
-
 def _inspect_content(request: Request, policy: InspectionPolicy) -> Response | None:
     content_type = request.headers.get("Content-Type")
     if content_type is None:
@@ -134,8 +132,11 @@ def reject_unparsable(data: bytes, error: ParseError) -> Response | None:
             continue
         name, colon, value = line.partition(":")
         canonical = canonical_name(name.strip())
+        value = value.strip()
+        if any(c < " " and c != "\t" for c in value):
+            return None  # control characters: nothing we could safely echo back
         if colon and canonical in _ROUTING_HEADERS:
-            headers.add(canonical, value.strip())
+            headers.add(canonical, value)
     if any(headers.get(name) is None for name in ("Via", "Call-ID", "CSeq", "From", "To")):
         return None
     fake = Request(headers, b"", method, "sip:invalid")

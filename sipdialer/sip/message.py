@@ -291,8 +291,6 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         lines = text.split("\n")
     defects: list[ParseError] = []
     start = _parse_start_line(lines[0], defects)
-    if "\n " in text or "\n\t" in text:
-        lines = _unfold(lines, defects)
     if len(text) > MAX_HEADER_LENGTH and max(map(len, lines)) > MAX_HEADER_LENGTH:
         raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
     items = _parse_header_lines(lines, defects)
@@ -338,15 +336,25 @@ def _parse_header_lines(lines: list[str], defects: list[ParseError]) -> list[tup
     items: list[tuple[str, str]] = []
     append = items.append
     canonical = _CANONICAL.get
-    for index in range(1, len(lines)):
-        name, colon, value = lines[index].partition(":")
+    ws = WS
+    known = len(defects)
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
         canon = canonical(name)
         if canon is None or not colon:
+            if line[:1] in (" ", "\t"):
+                # A continuation line: unfold everything and start again (rare, so the
+                # common case pays nothing for folding).
+                del defects[known:]
+                unfolded = _unfold(lines, defects)
+                if max(map(len, unfolded)) > MAX_HEADER_LENGTH:
+                    raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
+                return _parse_header_lines(unfolded, defects)
             canon = _checked_name(name) if colon else None
             if canon is None:
-                defects.append(ParseError(f"malformed header line {lines[index][:40]!r}"))
+                defects.append(ParseError(f"malformed header line {line[:40]!r}"))
                 continue
-        append((canon, value.strip(WS)))
+        append((canon, value.strip(ws)))
     return items
 
 

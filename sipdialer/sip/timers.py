@@ -184,15 +184,18 @@ class Deadlines(Generic[K]):
         return min(self._at.values(), default=None)
 
     def pop_due(self, now: float) -> K | None:
-        """Remove and return the earliest deadline that is ``<= now``, or ``None``.
+        """Remove and return one timer whose deadline is ``<= now``, or ``None``.
 
-        One at a time on purpose: handling one timer may cancel the others (Timer B
-        firing cancels Timer A), so a late caller must re-ask after each one.
+        One at a time on purpose: handling one timer may cancel the others, so the
+        caller asks again after each. When several are due (a loop that woke up
+        late) the one due *last* comes first: in every RFC 3261 machine the later of
+        two armed timers is the timeout (B after A, F after E, H after G), and firing
+        it cancels the retransmission timer. So ``handle_timer(100.0)`` on an INVITE
+        sent at 0 reports the Timer B timeout without retransmitting first.
         """
-        if not self._at:
+        due = [(at, name) for name, at in self._at.items() if at <= now]
+        if not due:
             return None
-        name = min(self._at, key=self._at.__getitem__)
-        if self._at[name] > now:
-            return None
+        name = max(due, key=lambda item: item[0])[1]
         del self._at[name]
         return name

@@ -46,6 +46,7 @@ from .transaction.events import (
     TransportFailed,
 )
 from .transaction.events import ResponseReceived as TxResponse
+from .transaction.keys import ClientKey, ServerTransactionKey, TransactionKey
 from .transaction.layer import TransactionLayer
 from .transaction.routing import response_destination
 from .ua_auth import Account, authorize
@@ -86,7 +87,7 @@ class _ClientInvite:
     handle: str
     request: Request
     destination: Peer
-    tx_key: str
+    tx_key: TransactionKey
     credentials: Account | None
     auth_attempts: int = 0
     provisional: bool = False
@@ -135,10 +136,10 @@ class UserAgentCore:
         self._events: deque[UaEvent] = deque()
         self._ids = count(1)
         self._invites: dict[str, _ClientInvite] = {}
-        self._invite_by_tx: dict[str, str] = {}
+        self._invite_by_tx: dict[TransactionKey, str] = {}
         self._requests: dict[str, _ClientRequest] = {}
-        self._request_by_tx: dict[str, str] = {}
-        self._pending: dict[str, _ServerPending] = {}
+        self._request_by_tx: dict[TransactionKey, str] = {}
+        self._pending: dict[ServerTransactionKey, _ServerPending] = {}
         self._dialogs: dict[DialogId, Dialog] = {}
         self._ack_waits: dict[DialogId, _AckWait] = {}
         self._acks: dict[DialogId, tuple[Request, Peer]] = {}
@@ -336,7 +337,7 @@ class UserAgentCore:
         key = f"r{next(self._ids)}"
         pending = _ClientRequest(key, request, dialog.destination(), None, dialog_id)
         if method == "BYE":
-            pending.internal = True
+            # RFC 3261 §15.1.1: the session ends when the BYE is sent, not answered.
             self._end_dialog(dialog_id, by_remote=False, reason="BYE sent")
         self._start_request(pending, now)
         return key
@@ -346,6 +347,13 @@ class UserAgentCore:
         if dialog_id in self._dialogs:
             headers = [("Reason", reason)] if reason else None
             self.request_in_dialog(dialog_id, "BYE", now, headers=headers)
+
+    def _bye_internal(self, dialog_id: DialogId, now: float) -> None:
+        """A BYE the TU did not ask for: its response is not reported."""
+        dialog = self._dialogs[dialog_id]
+        request = dialog.create_request("BYE", via=self._via(dialog.peer))
+        self._end_dialog(dialog_id, by_remote=False, reason="BYE sent")
+        self._send_internal(request, dialog.destination(), now)
 
     def _start_request(self, pending: _ClientRequest, now: float) -> None:
         tx_key = self.layer.send_request(pending.request, pending.destination, now)
@@ -361,7 +369,7 @@ class UserAgentCore:
 
     def respond(
         self,
-        key: str,
+        key: ServerTransactionKey,
         status: int,
         now: float,
         *,
@@ -429,14 +437,10 @@ class UserAgentCore:
     def _reject_unparsable(self, data: bytes, error: ParseError, peer: Peer) -> None:
         response = reject_unparsable(data, error)
         self.stats["rejected" if response else "dropped"] += 1
-        if response is None:
-            return
-        try:
-            destination = response_destination(response.top_via, peer)
-        except ParseError:
-            return
-        if destination is not None:
-            self.layer.send_stateless(response, destination)
+        if response is not None:
+            # The Via of a request that failed to parse is not to be trusted: answer
+            # the address it came from (what received/rport would say, RFC 3581).
+            self.layer.send_stateless(response, peer)
 
     def _send_2xx(self, dialog_id: DialogId, response: Response) -> None:
         dialog = self._dialogs.get(dialog_id)
@@ -475,13 +479,13 @@ class UserAgentCore:
         while (event := self.layer.next_event()) is not None:
             try:
                 if isinstance(event, RequestReceived):
-                    self._on_request(event.request, event.peer, event.key, now)
+                    self._on_request(event.request, event.peer, _server_key(event.key), now)
                 elif isinstance(event, TxResponse):
                     self._on_response(event.response, event.key, now)
                 elif isinstance(event, AckReceived):
                     self._on_ack(event.request)
                 elif isinstance(event, CancelReceived):
-                    self._on_cancel(event.invite_key, now)
+                    self._on_cancel(_server_key(event.invite_key), now)
                 elif isinstance(event, TransactionTimedOut):
                     self._on_no_response(event.key, 408, now)
                 elif isinstance(event, TransportFailed):
@@ -492,7 +496,9 @@ class UserAgentCore:
             except RemoteProtocolError:
                 self.stats["dropped"] += 1
 
-    def _on_request(self, request: Request, peer: Peer, key: str, now: float) -> None:
+    def _on_request(
+        self, request: Request, peer: Peer, key: ServerTransactionKey, now: float
+    ) -> None:
         rejection = inspect_request(request, self.config.policy)
         if rejection is not None:
             self.stats["rejected"] += 1
@@ -527,7 +533,12 @@ class UserAgentCore:
         )  # fmt: skip
 
     def _on_request_in_dialog(
-        self, request: Request, peer: Peer, key: str, dialog_id: DialogId, now: float
+        self,
+        request: Request,
+        peer: Peer,
+        key: ServerTransactionKey,
+        dialog_id: DialogId,
+        now: float,
     ) -> None:
         dialog = self._dialogs.get(dialog_id)
         if dialog is None:
@@ -551,7 +562,7 @@ class UserAgentCore:
         if dialog_id is not None and wait is not None:
             self._events.append(CallConfirmed(dialog_id, ack, wait.reinvite))
 
-    def _on_cancel(self, invite_key: str, now: float) -> None:
+    def _on_cancel(self, invite_key: ServerTransactionKey, now: float) -> None:
         pending = self._pending.pop(invite_key, None)
         if pending is None:
             return
@@ -562,7 +573,7 @@ class UserAgentCore:
             self._dialogs.pop(pending.dialog, None)
         self._events.append(CallCancelled(invite_key))
 
-    def _on_response(self, response: Response, tx_key: str, now: float) -> None:
+    def _on_response(self, response: Response, tx_key: TransactionKey, now: float) -> None:
         handle = self._invite_by_tx.get(tx_key)
         if handle is not None:
             self._on_invite_response(handle, response, now)
@@ -622,7 +633,11 @@ class UserAgentCore:
         if 200 <= code < 300:
             self._on_invite_2xx(invite, response, dialog_id, now)
             return
-        if code in (401, 407) and not invite.cancelled and self._retry_invite(invite, response, now):
+        if (
+            code in (401, 407)
+            and not invite.cancelled
+            and self._retry_invite(invite, response, now)
+        ):
             return
         self._invites.pop(handle, None)
         self._cancel_deadlines.pop(handle, None)
@@ -654,7 +669,7 @@ class UserAgentCore:
         self._ack_2xx(dialog_id, response, now)
         if invite.cancelled or invite.answered is not None:
             # The 200 raced our CANCEL, or a second fork answered: ACK, then BYE.
-            self.bye(dialog_id, now)
+            self._bye_internal(dialog_id, now)
             if invite.answered is None:
                 self._invites.pop(invite.handle, None)
                 self._cancel_deadlines.pop(invite.handle, None)
@@ -686,7 +701,7 @@ class UserAgentCore:
         self._invite_by_tx[invite.tx_key] = invite.handle
         return True
 
-    def _on_no_response(self, tx_key: str, status: int, now: float) -> None:
+    def _on_no_response(self, tx_key: TransactionKey, status: int, now: float) -> None:
         handle = self._invite_by_tx.get(tx_key)
         if handle is not None and handle in self._invites:
             invite = self._invites[handle]
@@ -707,3 +722,10 @@ class UserAgentCore:
                              status=status)  # fmt: skip
         if not pending.internal:
             self._events.append(RequestFailed(pending.key, status, pending.dialog))
+
+
+def _server_key(key: TransactionKey) -> ServerTransactionKey:
+    """Requests and CANCELs always arrive on server transactions."""
+    if isinstance(key, ClientKey):
+        raise TypeError(f"a client key where a server key belongs: {key}")
+    return key

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .auth import AuthError, Challenge, answer_challenge, supported
+from .auth import AuthError, Challenge, Credentials, answer_challenge, supported
 from .headers import Headers
 from .message import Request, Response
 
@@ -78,8 +78,8 @@ def authorize(request: Request, response: Response, account: Account,
 def _nonces_sent(request: Request, header: str) -> set[str]:
     nonces = set()
     for line in request.headers.get_lines(header):
-        start = line.find('nonce="')
-        if start >= 0:
-            end = line.find('"', start + 7)
-            nonces.add(line[start + 7 : end])
+        try:
+            nonces.add(Credentials.parse(line).nonce)
+        except AuthError:
+            continue
     return nonces

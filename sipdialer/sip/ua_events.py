@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .dialog import DialogId
 from .message import Request, Response
 from .peer import Peer
+from .transaction.keys import ServerTransactionKey
 
 
 class UaEvent:
@@ -23,7 +24,7 @@ class IncomingCall(UaEvent):
     """A new INVITE. Answer with ``respond(key, ...)``: 180, 183, 200 with SDP, or a
     failure. A ``CallCancelled`` may follow before the final answer."""
 
-    key: str
+    key: ServerTransactionKey
     request: Request
     peer: Peer
 
@@ -33,7 +34,7 @@ class IncomingRequest(UaEvent):
     """A request outside a dialog (REGISTER, MESSAGE ...) or inside one (INFO, UPDATE,
     re-INVITE, OPTIONS: then ``dialog`` is set). Answer with ``respond(key, ...)``."""
 
-    key: str
+    key: ServerTransactionKey
     request: Request
     peer: Peer
     dialog: DialogId | None = None
@@ -43,7 +44,7 @@ class IncomingRequest(UaEvent):
 class CallCancelled(UaEvent):
     """The caller sent CANCEL; the UA already answered 200 to it and 487 to the INVITE."""
 
-    key: str
+    key: ServerTransactionKey
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class SipEndpoint:
         self._listeners: list[Handler] = []
         self._flushing = False
         self.handler_errors = 0
+        self.internal_errors = 0
 
     # --- setup ----------------------------------------------------------------------
 
@@ -79,11 +80,19 @@ class SipEndpoint:
     # --- inputs ---------------------------------------------------------------------
 
     def _receive_udp(self, data: bytes, peer: Peer) -> None:
-        self.ua.receive_data(data, peer, self.now)
-        self.flush()
+        self._receive(data, peer, stream=False)
 
     def _receive_tcp(self, data: bytes, peer: Peer) -> None:
-        self.ua.receive_data(data, peer, self.now, stream=True)
+        self._receive(data, peer, stream=True)
+
+    def _receive(self, data: bytes, peer: Peer, *, stream: bool) -> None:
+        try:
+            self.ua.receive_data(data, peer, self.now, stream=stream)
+        except Exception:
+            # The core answers bad input itself; reaching here is our bug. Keep serving
+            # the other calls, and make the bug loud (tests assert the counter is 0).
+            self.internal_errors += 1
+            log.exception("SIP core failed on a message from %s", peer)
         self.flush()
 
     def _tcp_failed(self, peer: Peer) -> None:

@@ -16,6 +16,8 @@ from sipdialer.sip.errors import ParseError
 from sipdialer.sip.framing import StreamFramer
 from sipdialer.sip.peer import Peer
 
+from .udp import is_ip_literal
+
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 600.0
@@ -44,12 +46,13 @@ class TcpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None
-        self._framer.feed(data)
         try:
+            self._framer.feed(data)
             while (message := self._framer.next_message()) is not None:
                 self._owner.receiver(message, self.peer)
-            if self._framer.pop_keepalives() and self._transport is not None:
-                self._transport.write(b"\r\n")  # RFC 5626 §3.5.1 pong
+            pings = self._framer.pop_keepalives()
+            if pings and self._transport is not None:
+                self._transport.write(b"\r\n" * pings)  # RFC 5626 §3.5.1 pong
         except ParseError as exc:
             # A stream that cannot be framed cannot be resynchronised: close it.
             log.info("closing TCP connection from %s: %s", self.peer, exc)
@@ -93,6 +96,9 @@ class TcpTransport:
 
     def send(self, data: bytes, peer: Peer) -> None:
         key = (peer.host, peer.port)
+        if key not in self.connections and not is_ip_literal(peer.host):
+            log.debug("not connecting to unresolved or invalid host %r", peer.host)
+            return
         connection = self.connections.get(key) or self._connecting.get(key)
         if connection is None:
             connection = TcpConnection(self)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import Callable
+from functools import lru_cache
 from typing import cast
 
 from sipdialer.sip.peer import Peer
@@ -38,8 +40,17 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.errors += 1
 
     def send(self, data: bytes, peer: Peer) -> None:
+        # Only IP literals: a host name would make sendto() resolve it, blocking the
+        # loop, and a malformed one closes the whole transport ("fatal write error").
+        if not is_ip_literal(peer.host) or peer.port == 0:
+            self.errors += 1
+            log.debug("not sending to unresolved or invalid host %r", peer.host)
+            return
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.sendto(data, (peer.host, peer.port))
+            try:
+                self._transport.sendto(data, (peer.host, peer.port))
+            except (OSError, ValueError, TypeError):
+                self.errors += 1
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -50,6 +61,15 @@ class UdpTransport(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+@lru_cache(maxsize=4096)
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def set_buffers(sock: socket.socket) -> None:

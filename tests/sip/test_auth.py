@@ -320,6 +320,9 @@ def test_ha1_lookup() -> None:
     assert sha.algorithm == "SHA-256"
     assert srv.verify(sha, "REGISTER", md5_only.get, 1.0) == AuthResult(AuthOutcome.BAD)
     assert md5_only["101"].get("md5-sess") == compute_ha1("MD5", "101", "dialer.local", "secret")
+    sess = server(algorithms=("SHA-256-sess",))
+    sess_store = {"101": Ha1.compute("101", "dialer.local", "secret", ("SHA-256-sess",))}
+    assert sess.verify(login(sess, 0.0), "REGISTER", sess_store.get, 1.0).ok
 
 
 def test_nc_memory_is_bounded_and_pruned() -> None:

@@ -11,12 +11,10 @@ from uapair import Link
 
 from sipdialer.sip.auth import DigestServer
 from sipdialer.sip.message import Request
-from sipdialer.sip.timers import TimerConfig
 from sipdialer.sip.ua import UserAgentCore
 from sipdialer.sip.ua_auth import Account
 from sipdialer.sip.ua_events import (
     CallAnswered,
-    CallCancelled,
     CallConfirmed,
     CallFailed,
     CallProgress,
@@ -26,7 +24,10 @@ from sipdialer.sip.ua_events import (
     UaEvent,
 )
 
-SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 0\r\n"
+)
 
 
 @pytest.fixture(params=["UDP", "TCP"])
@@ -142,9 +143,12 @@ def test_no_answer_cancel(link: Link) -> None:
     assert kinds(failed) == ["CallFailed"]
     assert isinstance(failed[0], CallFailed)
     assert (failed[0].status, failed[0].cancelled) == (487, True)
-    assert [m for m in link.methods() if m != "100"][-5:] == ["CANCEL", "200", "487", "ACK"][-5:] \
-        or [m for m in link.methods() if m != "100"][-4:] in (
-            ["CANCEL", "200", "487", "ACK"], ["CANCEL", "487", "200", "ACK"])
+    assert [m for m in link.methods() if m != "100"][-5:] == ["CANCEL", "200", "487", "ACK"][
+        -5:
+    ] or [m for m in link.methods() if m != "100"][-4:] in (
+        ["CANCEL", "200", "487", "ACK"],
+        ["CANCEL", "487", "200", "ACK"],
+    )
     # Bob's late answer is harmless.
     assert bob.respond(invite.key, 200, link.now, body=SDP) is None
 
@@ -207,8 +211,12 @@ def test_auth_challenge_on_invite(link: Link) -> None:
     second = incoming(link, "bob")
     assert second.request.cseq.number == first.request.cseq.number + 1
     assert second.request.call_id == first.request.call_id
-    result = server.verify_header(second.request.headers.get("Authorization") or "",
-                                  "INVITE", lambda user: "wonderland", link.now)
+    result = server.verify_header(
+        second.request.headers.get("Authorization") or "",
+        "INVITE",
+        lambda user: "wonderland",
+        link.now,
+    )
     assert result.ok
     bob.respond(second.key, 200, link.now, body=SDP)
     link.run()
@@ -235,8 +243,13 @@ def test_wrong_password_gives_up(link: Link) -> None:
 def test_timer_b_gives_408() -> None:
     link = Link("UDP")
     alice = link.add("alice", 5061)
-    handle = alice.invite("sip:nobody@127.0.0.1:5999", link.peer(alice).__class__(
-        "UDP", "127.0.0.1", 5999), 0.0, from_uri="sip:alice@127.0.0.1", body=SDP)
+    handle = alice.invite(
+        "sip:nobody@127.0.0.1:5999",
+        link.peer(alice).__class__("UDP", "127.0.0.1", 5999),
+        0.0,
+        from_uri="sip:alice@127.0.0.1",
+        body=SDP,
+    )
     link.run()
     link.advance(31.0)
     assert link.take("alice") == []

@@ -63,7 +63,7 @@ def answer(data: bytes) -> Response | None:
                                                       b"To: <sip:bob@127.0.0.1>;tag=gone"),
          481, None, None),
         (request("OPTIONS", cseq_method="INVITE"), 400, None, None),
-        (request().replace(b"INVITE sip:bob@127.0.0.1 SIP/2.0", b"INVITE sip:bob@127.0.0.1 SIP/3.0"),
+        (request().replace(b"127.0.0.1 SIP/2.0", b"127.0.0.1 SIP/3.0"),
          505, None, None),
     ],
 )  # fmt: skip

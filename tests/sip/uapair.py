@@ -30,8 +30,9 @@ class Link:
 
     def add(self, name: str, port: int, **config: object) -> UserAgentCore:
         timers = config.pop("timers", TimerConfig())
-        core = UserAgentCore(UaConfig(host="127.0.0.1", port=port, user=name,
-                                      timers=timers, **config))  # type: ignore[arg-type]
+        core = UserAgentCore(
+            UaConfig(host="127.0.0.1", port=port, user=name, timers=timers, **config)
+        )  # type: ignore[arg-type]
         self.cores[("127.0.0.1", port)] = core
         self.events[name] = []
         self.names[id(core)] = name

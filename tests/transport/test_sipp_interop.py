@@ -10,10 +10,10 @@ import shutil
 import pytest
 from netutil import free_port, needs_sipp
 
-from sipdialer.sip.peer import Peer
-from sipdialer.sip.ua import UaConfig
 from sipdialer.simulate.uac import CallingUac
 from sipdialer.simulate.uas import AnsweringUas
+from sipdialer.sip.peer import Peer
+from sipdialer.sip.ua import UaConfig
 from sipdialer.transport.endpoint import SipEndpoint
 
 pytestmark = [needs_sipp, pytest.mark.interop]

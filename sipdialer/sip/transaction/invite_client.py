@@ -25,7 +25,7 @@ from ..message import Request, Response
 from ..peer import Peer
 from ..timers import DEFAULT_TIMERS, TimerConfig, TimerName
 from .events import ResponseReceived, TransactionTimedOut, TransportFailed
-from .keys import client_key
+from .keys import client_key, sent_by_key
 from .machine import Transaction
 
 
@@ -168,6 +168,8 @@ class InviteClientTransaction(Transaction[State, Input, Action]):
         super().__init__(client_key(request), destination, timers, State.CALLING)
         self.request = request
         "The original request (§17.1.1.3), as sent."
+        self.sent_by = sent_by_key(request.top_via)
+        "Our sent-by; a response naming another one is not ours (§18.1.2)."
         self._started = False
         self._interval_a = timers.timer_a
 
@@ -194,8 +196,7 @@ class InviteClientTransaction(Transaction[State, Input, Action]):
         """The TU sent a CANCEL for this INVITE. Raises before any 1xx (§9.1)."""
         if self._state is State.CALLING:
             raise LocalProtocolError(
-                "CANCEL before any provisional response (RFC 3261 §9.1: MUST NOT); "
-                "wait for a 1xx"
+                "CANCEL before any provisional response (RFC 3261 §9.1: MUST NOT); wait for a 1xx"
             )
         self._process(Input.CANCEL_SENT, now)
 

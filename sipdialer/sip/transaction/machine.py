@@ -85,9 +85,7 @@ class Transaction(Generic[S, I, A]):
 
     # -- the machine -------------------------------------------------------------
 
-    def _process(
-        self, input_: I, now: float, message: Request | Response | None = None
-    ) -> bool:
+    def _process(self, input_: I, now: float, message: Request | Response | None = None) -> bool:
         """Apply the table; return False when a wire input was absorbed."""
         try:
             next_state, actions = self.transitions[self._state, input_]

@@ -17,7 +17,7 @@ from ..message import Request, Response
 from ..peer import Peer
 from ..timers import DEFAULT_TIMERS, TimerConfig, TimerName
 from .events import ResponseReceived, TransactionTimedOut, TransportFailed
-from .keys import client_key
+from .keys import client_key, sent_by_key
 from .machine import Transaction
 
 
@@ -130,6 +130,8 @@ class NonInviteClientTransaction(Transaction[State, Input, Action]):
             raise LocalProtocolError(f"{request.method} is not a non-INVITE transaction")
         super().__init__(client_key(request), destination, timers, State.TRYING)
         self.request = request
+        self.sent_by = sent_by_key(request.top_via)
+        "Our sent-by; a response naming another one is not ours (§18.1.2)."
         self._started = False
         self._interval_e = timers.timer_e
 
