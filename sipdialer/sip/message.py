@@ -14,8 +14,8 @@ Max-Forwards, Request-URI scheme); its ``ParseError.status_hint`` is the answer.
 ``check_response`` does the same for responses, which are dropped (§18.1.2).
 
 Typed values (Via, From, To, CSeq, Contact) are parsed lazily, on access, from the
-header text: the text is the truth, so editing ``headers`` never leaves a stale
-parsed copy behind.
+header text, and remembered by the ``Headers`` until it changes: the text is the
+truth, so editing ``headers`` never leaves a stale parsed copy behind.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import LocalProtocolError, ParseError
-from .grammar import TOKEN_CHARS, WS, is_digits, is_token
+from .grammar import is_digits
 from .headers import (
-    _CANONICAL,
     Contact,
     CSeq,
     Headers,
@@ -41,15 +40,15 @@ from .headers import (
     split_list,
 )
 from .uri import MAX_URI_LENGTH, AbsoluteUri, SipUri, Uri, parse_uri
-
-SIP_VERSION = "SIP/2.0"
-
-MAX_MESSAGE_SIZE = 65535
-"Largest message accepted (status hint 513): a UDP datagram's maximum; TCP is held to it too."
-MAX_HEADERS = 256
-"Header fields per message after unfolding (status hint 400); RFC 4475 longreq has ~45."
-MAX_HEADER_LENGTH = 8192
-"Longest header field after unfolding (status hint 400); sipgo and Kamailio are similar."
+from .wire import (
+    MAX_HEADER_LENGTH,
+    MAX_HEADERS,
+    MAX_MESSAGE_SIZE,
+    SIP_VERSION,
+    parse_header_lines,
+    parse_start_line,
+    read_body,
+)
 
 __all__ = [
     "KNOWN_METHODS", "MANDATORY_REQUEST_HEADERS", "MAX_HEADERS", "MAX_HEADER_LENGTH",
@@ -290,130 +289,15 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
             raise ParseError("bare CR in the header section")
         lines = text.split("\n")
     defects: list[ParseError] = []
-    start = _parse_start_line(lines[0], defects)
+    start = parse_start_line(lines[0], defects)
     if len(text) > MAX_HEADER_LENGTH and max(map(len, lines)) > MAX_HEADER_LENGTH:
         raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
-    items = _parse_header_lines(lines, defects)
-    body = _body(data, body_start, items, stream, defects)
+    items = parse_header_lines(lines, defects)
+    body = read_body(data, body_start, items, stream, defects)
     defect = defects[0] if defects else None
     if start[0] is None:
         return Response(Headers._canonical(items), body, start[1], start[2], defect)
     return Request(Headers._canonical(items), body, start[0], start[2], defect)
-
-
-def _parse_start_line(start: str, defects: list[ParseError]) -> tuple[str | None, int, str]:
-    """``(None, code, reason)`` for a Status-Line, ``(method, 0, uri)`` for a Request-Line."""
-    if start[:4].upper() == "SIP/":
-        version, _, rest = start.partition(" ")
-        code, _, reason = rest.partition(" ")
-        if len(code) != 3 or not is_digits(code) or not "100" <= code <= "699":
-            raise ParseError(f"bad status code {code[:20]!r}")
-        if version.upper() != SIP_VERSION:
-            defects.append(ParseError(f"unsupported SIP version {version[:20]!r}", status_hint=505))
-        return None, int(code), reason
-    parts = start.split(" ")
-    if len(parts) != 3 or not all(parts):
-        # RFC 4475 lwsstart, trws, lwsruri: answer 400, but only with a Request in hand.
-        parts = [p for p in parts if p]
-        if len(parts) < 3:
-            raise ParseError("malformed Request-Line")
-        parts = [parts[0], " ".join(parts[1:-1]), parts[-1]]
-        defects.append(ParseError("extra spaces in the Request-Line"))
-    method, uri, version = parts
-    if not TOKEN_CHARS.issuperset(method):
-        defects.append(ParseError(f"bad method {method[:40]!r}"))
-    if len(uri) > MAX_URI_LENGTH:
-        defects.append(ParseError("Request-URI too long", status_hint=414))
-    if version != SIP_VERSION and version.upper() != SIP_VERSION:
-        hint = 505 if version[:4].upper() == "SIP/" else 400
-        defects.append(ParseError(f"unsupported SIP version {version[:20]!r}", status_hint=hint))
-    return method, 0, uri
-
-
-def _parse_header_lines(lines: list[str], defects: list[ParseError]) -> list[tuple[str, str]]:
-    if len(lines) > MAX_HEADERS + 1:
-        raise ParseError(f"more than {MAX_HEADERS} header fields")
-    items: list[tuple[str, str]] = []
-    append = items.append
-    canonical = _CANONICAL.get
-    ws = WS
-    known = len(defects)
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        canon = canonical(name)
-        if canon is None or not colon:
-            if line[:1] in (" ", "\t"):
-                # A continuation line: unfold everything and start again (rare, so the
-                # common case pays nothing for folding).
-                del defects[known:]
-                unfolded = _unfold(lines, defects)
-                if max(map(len, unfolded)) > MAX_HEADER_LENGTH:
-                    raise ParseError(f"header field longer than {MAX_HEADER_LENGTH}")
-                return _parse_header_lines(unfolded, defects)
-            canon = _checked_name(name) if colon else None
-            if canon is None:
-                defects.append(ParseError(f"malformed header line {line[:40]!r}"))
-                continue
-        append((canon, value.strip(ws)))
-    return items
-
-
-def _unfold(lines: list[str], defects: list[ParseError]) -> list[str]:
-    """Join continuation lines to their header line with one SP (RFC 3261 §7.3.1)."""
-    out = [lines[0]]
-    pieces: list[str] = []
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t"):
-            if len(out) == 1:
-                defects.append(ParseError("continuation line before the first header"))
-            else:
-                piece = line.strip(WS)
-                if piece:
-                    pieces.append(piece)
-            continue
-        if pieces:
-            out[-1] = " ".join([out[-1].rstrip(WS), *pieces])
-            pieces = []
-        out.append(line)
-    if pieces:
-        out[-1] = " ".join([out[-1].rstrip(WS), *pieces])
-    return out
-
-
-def _checked_name(name: str) -> str | None:
-    """Slow path of header-name lookup: LWS before the colon, odd case, unknown names."""
-    name = name.rstrip(WS)
-    canon = _CANONICAL.get(name) or _CANONICAL.get(name.lower())
-    if canon is not None:
-        return canon
-    return name if is_token(name) else None
-
-
-def _body(
-    data: bytes, start: int, items: list[tuple[str, str]], stream: bool, defects: list[ParseError]
-) -> bytes:
-    lengths = [value for name, value in items if name == "Content-Length"]
-    if not lengths:
-        if stream:
-            raise ParseError("missing Content-Length on a stream transport")
-        return data[start:]
-    if len(lengths) > 1 and len(set(lengths)) > 1:
-        # RFC 4475 mcl01: conflicting values are a framing error.
-        defects.append(ParseError("conflicting Content-Length values"))
-        return data[start:]
-    text = lengths[0]
-    if not is_digits(text) or len(text) > 10 or int(text) > MAX_MESSAGE_SIZE:
-        if stream:
-            raise ParseError(f"bad Content-Length {text[:20]!r}")
-        defects.append(ParseError(f"bad Content-Length {text[:20]!r}"))  # RFC 4475 ncl
-        return data[start:]
-    length = int(text)
-    if len(data) - start < length:
-        if stream:
-            raise ParseError("body shorter than Content-Length")
-        defects.append(ParseError("body shorter than Content-Length"))  # RFC 4475 clerr
-        return data[start:]
-    return data[start : start + length]
 
 
 # --- UAS checks (RFC 3261 §8.2) -----------------------------------------------------

@@ -36,6 +36,7 @@ from .headers import Headers
 from .inspect import InspectionPolicy, inspect_request, reject_unparsable
 from .message import Request, Response, check_request, check_response, parse_message, response_for
 from .peer import Peer
+from .schedule import Schedule
 from .timers import TimerConfig
 from .transaction.events import (
     AckReceived,
@@ -47,7 +48,7 @@ from .transaction.events import (
 )
 from .transaction.events import ResponseReceived as TxResponse
 from .transaction.keys import ClientKey, ServerTransactionKey, TransactionKey
-from .transaction.layer import TransactionLayer
+from .transaction.layer import TransactionLayer, build_cancel
 from .transaction.routing import response_destination
 from .ua_auth import Account, authorize
 from .ua_events import (
@@ -124,7 +125,6 @@ class _AckWait:
 
     response: Response
     interval: float
-    next_at: float
     give_up_at: float
     reinvite: bool
 
@@ -143,7 +143,7 @@ class UserAgentCore:
         self._dialogs: dict[DialogId, Dialog] = {}
         self._ack_waits: dict[DialogId, _AckWait] = {}
         self._acks: dict[DialogId, tuple[Request, Peer]] = {}
-        self._cancel_deadlines: dict[str, float] = {}
+        self._ack_schedule: Schedule[DialogId] = Schedule()
         self.stats: dict[str, int] = {"dropped": 0, "rejected": 0}
 
     # --- outputs --------------------------------------------------------------------
@@ -155,11 +155,14 @@ class UserAgentCore:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        deadlines = [w.next_at for w in self._ack_waits.values()]
-        deadlines.extend(self._cancel_deadlines.values())
-        layer = self.layer.get_timer()
-        if layer is not None:
-            deadlines.append(layer)
+        deadlines = [
+            t
+            for t in (
+                self.layer.get_timer(),
+                self._ack_schedule.next_deadline(),
+            )
+            if t is not None
+        ]
         return min(deadlines) if deadlines else None
 
     def dialog(self, dialog_id: DialogId) -> Dialog | None:
@@ -191,8 +194,9 @@ class UserAgentCore:
     def handle_timer(self, now: float) -> None:
         """Fire every deadline that is due. Spurious calls are harmless."""
         self.layer.handle_timer(now)
-        for dialog_id, wait in list(self._ack_waits.items()):
-            if wait.next_at > now:
+        for dialog_id in self._ack_schedule.pop_due(now):
+            wait = self._ack_waits.get(dialog_id)
+            if wait is None:
                 continue
             if now >= wait.give_up_at:
                 del self._ack_waits[dialog_id]
@@ -200,13 +204,7 @@ class UserAgentCore:
                 continue
             self._send_2xx(dialog_id, wait.response)
             wait.interval = min(wait.interval * 2, self.config.timers.t2)
-            wait.next_at = min(now + wait.interval, wait.give_up_at)
-        for handle, deadline in list(self._cancel_deadlines.items()):
-            if deadline <= now:
-                del self._cancel_deadlines[handle]
-                invite = self._invites.pop(handle, None)
-                if invite is not None:
-                    self._events.append(CallFailed(handle, 408, None, cancelled=True))
+            self._ack_schedule.set(dialog_id, min(now + wait.interval, wait.give_up_at))
         self._pump(now)
 
     # --- UAC: INVITE ----------------------------------------------------------------
@@ -246,22 +244,11 @@ class UserAgentCore:
         invite.cancel_pending = not invite.provisional
         if invite.provisional:
             self._send_cancel(invite, now, reason)
-        self._cancel_deadlines[handle] = now + 64 * self.config.timers.t1
 
     def _send_cancel(self, invite: _ClientInvite, now: float, reason: str | None = None) -> None:
-        original = invite.request
-        out = Headers()
-        out.add("Via", original.headers.get_all("Via")[0])
-        for name in ("Route",):
-            for value in original.headers.get_lines(name):
-                out.add(name, value)
-        out.add("Max-Forwards", "70")
-        for name in ("From", "To", "Call-ID"):
-            out.add(name, original.headers.get(name) or "")
-        out.add("CSeq", f"{original.cseq.number} CANCEL")
+        cancel = build_cancel(invite.request)
         if reason:
-            out.add("Reason", reason)  # RFC 3326
-        cancel = Request(out, b"", "CANCEL", original.uri)
+            cancel.headers.add("Reason", reason)  # RFC 3326
         self._send_internal(cancel, invite.destination, now)
 
     # --- UAC: requests --------------------------------------------------------------
@@ -408,10 +395,12 @@ class UserAgentCore:
                 if dialog.state.name == "EARLY":
                     dialog.apply(DialogInput.CONFIRM)
                 t1 = self.config.timers.t1
-                self._ack_waits[dialog_id] = _AckWait(
-                    response, t1, now + t1 if not pending.peer.reliable else now + 64 * t1,
-                    now + 64 * t1, reinvite=request.to.tag is not None,
-                )  # fmt: skip
+                give_up = now + 64 * t1
+                # Retransmit only where the transport may lose it; wait for ACK anyway.
+                first = give_up if pending.peer.reliable else now + t1
+                reinvite = request.to.tag is not None
+                self._ack_waits[dialog_id] = _AckWait(response, t1, give_up, reinvite)
+                self._ack_schedule.set(dialog_id, first)
             elif status >= 300 and request.to.tag is None:
                 self._dialogs.pop(dialog_id, None)  # the early dialog dies with the call
         self._pump(now)
@@ -468,6 +457,7 @@ class UserAgentCore:
     ) -> None:
         dialog = self._dialogs.pop(dialog_id, None)
         self._ack_waits.pop(dialog_id, None)
+        self._ack_schedule.cancel(dialog_id)
         self._acks.pop(dialog_id, None)
         if dialog is not None:
             dialog.apply(DialogInput.TERMINATE)
@@ -559,6 +549,8 @@ class UserAgentCore:
     def _on_ack(self, ack: Request) -> None:
         dialog_id = dialog_id_of_request(ack)
         wait = self._ack_waits.pop(dialog_id, None) if dialog_id else None
+        if dialog_id is not None:
+            self._ack_schedule.cancel(dialog_id)
         if dialog_id is not None and wait is not None:
             self._events.append(CallConfirmed(dialog_id, ack, wait.reinvite))
 
@@ -616,7 +608,7 @@ class UserAgentCore:
         code = response.status_code
         dialog_id = dialog_id_of_response(response)
         if code < 200:
-            if code > 100 and not invite.provisional and invite.cancel_pending:
+            if invite.cancel_pending:  # RFC 3261 §9.1: any provisional, 100 included
                 invite.cancel_pending = False
                 self._send_cancel(invite, now)
             invite.provisional = True
@@ -640,7 +632,6 @@ class UserAgentCore:
         ):
             return
         self._invites.pop(handle, None)
-        self._cancel_deadlines.pop(handle, None)
         for early_id in invite.early.values():
             self._dialogs.pop(early_id, None)
         self._events.append(CallFailed(handle, code, response, invite.cancelled))
@@ -672,7 +663,6 @@ class UserAgentCore:
             self._bye_internal(dialog_id, now)
             if invite.answered is None:
                 self._invites.pop(invite.handle, None)
-                self._cancel_deadlines.pop(invite.handle, None)
                 self._events.append(CallFailed(invite.handle, 487, response, cancelled=True))
             return
         invite.answered = dialog_id
@@ -708,7 +698,6 @@ class UserAgentCore:
             if invite.tx_key != tx_key or invite.answered is not None:
                 return
             del self._invites[handle]
-            self._cancel_deadlines.pop(handle, None)
             for early_id in invite.early.values():
                 self._dialogs.pop(early_id, None)
             self._events.append(CallFailed(handle, status, None, invite.cancelled))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..message import Request, Response
 from ..peer import Peer
-from .keys import TransactionKey
+from .keys import ClientKey, ServerTransactionKey, TransactionKey
 
 
 class TransactionEvent:
@@ -34,7 +34,7 @@ class RequestReceived(TransactionEvent):
     request: Request
     peer: Peer
     "Where the request came from (for TCP: the connection's remote end)."
-    key: TransactionKey
+    key: ServerTransactionKey
     "The server transaction; pass it back to ``send_response`` if in doubt."
 
 
@@ -57,11 +57,12 @@ class ResponseReceived(TransactionEvent):
 
     Retransmissions of a non-2xx final response are absorbed (and ACKed) by the
     transaction; retransmissions of a 2xx to an INVITE are passed up again, because
-    the TU must ACK each of them (RFC 6026 §7.1, RFC 3261 §13.2.2.4).
+    the TU must ACK each of them (RFC 6026, RFC 3261 §13.2.2.4).
     """
 
     response: Response
-    key: TransactionKey
+    key: ClientKey
+    "The client transaction, as ``send_request`` returned it."
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ class CancelReceived(TransactionEvent):
 
     cancel: Request
     peer: Peer
-    invite_key: TransactionKey
+    invite_key: ServerTransactionKey
     "The INVITE server transaction to answer with 487."
 
 

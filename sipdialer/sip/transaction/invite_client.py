@@ -1,4 +1,4 @@
-"""INVITE client transaction (RFC 3261 §17.1.1, as updated by RFC 6026 §7.2, §8.4).
+"""INVITE client transaction (RFC 3261 §17.1.1, as updated by RFC 6026).
 
 Inputs (each takes ``now``): ``start``, ``receive_response``, ``transport_error``,
 ``cancel_sent`` and ``handle_timer``. Outputs: ``data_to_send()`` (bytes for
@@ -25,7 +25,7 @@ from ..message import Request, Response
 from ..peer import Peer
 from ..timers import DEFAULT_TIMERS, TimerConfig, TimerName
 from .events import ResponseReceived, TransactionTimedOut, TransportFailed
-from .keys import client_key, sent_by_key
+from .keys import ClientKey, client_key, sent_by_key
 from .machine import Transaction
 
 
@@ -106,7 +106,7 @@ class Action(Enum):
 #
 # (state, input) -> (next state, actions performed before entering it). Missing wire
 # inputs are absorbed: a 1xx after the final response, a non-2xx in Accepted (RFC
-# 6026 §7.2), a transport error once nothing more is sent. A CANCEL before any
+# 6026), a transport error once nothing more is sent. A CANCEL before any
 # provisional response is missing on purpose: §9.1 says the UAC MUST NOT send it.
 TRANSITIONS: dict[tuple[State, Input], tuple[State, tuple[Action, ...]]] = {
     (State.CALLING, Input.PROVISIONAL): (State.PROCEEDING, (Action.PASS_UP,)),
@@ -159,6 +159,7 @@ class InviteClientTransaction(Transaction[State, Input, Action]):
     wire_inputs = WIRE_INPUTS
     timer_inputs = TIMER_INPUTS
     terminated = State.TERMINATED
+    key: ClientKey
 
     def __init__(
         self, request: Request, destination: Peer, *, timers: TimerConfig = DEFAULT_TIMERS

@@ -1,4 +1,4 @@
-"""INVITE server transaction (RFC 3261 §17.2.1, as updated by RFC 6026 §7.1, §8.5-8.7).
+"""INVITE server transaction (RFC 3261 §17.2.1, as updated by RFC 6026).
 
 Created by the layer when a new INVITE arrives; the layer emits ``RequestReceived``.
 Inputs (each with ``now``): ``start``, ``receive_request`` (a retransmission),
@@ -151,6 +151,7 @@ class InviteServerTransaction(Transaction[State, Input, Action]):
     wire_inputs = WIRE_INPUTS
     timer_inputs = TIMER_INPUTS
     terminated = State.TERMINATED
+    key: ServerTransactionKey
 
     def __init__(
         self,

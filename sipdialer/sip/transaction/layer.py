@@ -18,7 +18,7 @@ Rules that span transactions live here and nowhere else: stamping ``received``/`
 on incoming requests (§18.2.1, RFC 3581), ACK for 2xx bypassing the transactions
 (§17.1.1.3, §17.2.3), CANCEL answered by the layer with 200 or 481 (§9.2), the §9.1
 give-up timer armed on an INVITE when its CANCEL is sent, and dropping stray responses
-(RFC 6026 §8.3, which replaced the last paragraph of §18.1.2).
+(RFC 6026 rewrote the last paragraph of §18.1.2: discard, do not pass up).
 
 Performance. Matching is one dict lookup per message. The single timer is a heap of
 ``(deadline, seq, key)`` with lazy invalidation: a transaction whose next deadline
@@ -72,7 +72,7 @@ ServerTransaction = InviteServerTransaction | NonInviteServerTransaction
 AnyTransaction = ClientTransaction | ServerTransaction
 
 _COMPACT_AT = 64
-"Rebuild the timer heap when it holds this many more stale entries than live ones."
+"Slack before the timer heap is rebuilt: at more than 2 * live + this many entries."
 
 
 def new_tag() -> str:
@@ -131,7 +131,7 @@ class TransactionLayer:
         key = client_key_for_response(response)
         tx = self._transactions.get(key) if key is not None else None
         if not isinstance(tx, InviteClientTransaction | NonInviteClientTransaction):
-            self.stats["stray_responses"] += 1  # RFC 6026 §8.3: silently discarded
+            self.stats["stray_responses"] += 1  # RFC 6026 (update of §18.1.2): discarded
             return
         if tx.sent_by != sent_by_key(response.top_via):
             self.stats["stray_responses"] += 1  # §18.1.2: not our sent-by
@@ -189,7 +189,6 @@ class TransactionLayer:
 
     def _answer_cancel(self, tx: NonInviteServerTransaction, source: Peer, now: float) -> None:
         """§9.2: 200 to a CANCEL that matches an INVITE, 481 otherwise; tell the TU."""
-        assert isinstance(tx.key, ServerKey | LegacyServerKey)
         cancel = tx.request
         invite_key = invite_key_for_cancel(tx.key)
         invite = self._transactions.get(invite_key)

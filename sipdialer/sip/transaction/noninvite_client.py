@@ -17,7 +17,7 @@ from ..message import Request, Response
 from ..peer import Peer
 from ..timers import DEFAULT_TIMERS, TimerConfig, TimerName
 from .events import ResponseReceived, TransactionTimedOut, TransportFailed
-from .keys import client_key, sent_by_key
+from .keys import ClientKey, client_key, sent_by_key
 from .machine import Transaction
 
 
@@ -122,6 +122,7 @@ class NonInviteClientTransaction(Transaction[State, Input, Action]):
     wire_inputs = WIRE_INPUTS
     timer_inputs = TIMER_INPUTS
     terminated = State.TERMINATED
+    key: ClientKey
 
     def __init__(
         self, request: Request, destination: Peer, *, timers: TimerConfig = DEFAULT_TIMERS

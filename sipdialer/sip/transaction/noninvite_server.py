@@ -121,6 +121,7 @@ class NonInviteServerTransaction(Transaction[State, Input, Action]):
     wire_inputs = WIRE_INPUTS
     timer_inputs = TIMER_INPUTS
     terminated = State.TERMINATED
+    key: ServerTransactionKey
 
     def __init__(
         self,

@@ -11,13 +11,17 @@ when answering it reads that Via back (``response_destination``):
    layer does no DNS (RFC 3263 §6 is the shell's business).
 
 Multicast and the limited broadcast address are refused (``None``): a response there
-would reach every host on the segment, which RFC 4475 §3.3.14 (``bcast``) warns about.
-We never join multicast groups, so we have no use for the ``ttl`` rule of §18.2.2.
+would reach every host on the segment (RFC 4475 §3.3.14, ``bcast``). A broadcast
+*sent-by* never gets that far, because ``add_received`` stamps the real source over
+it; what is left are ``maddr`` values and Vias that were never stamped. We never join
+multicast groups, so the ``ttl`` rule of §18.2.2 has no use here. Directed broadcasts
+(x.y.z.255) cannot be told from unicast without the netmask, so they pass.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from ..headers import Via
 from ..peer import Peer
@@ -26,7 +30,10 @@ from .keys import default_port
 LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
+@lru_cache(maxsize=4096)
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Cached: every request and response asks about the same few peers, and
+    # ipaddress parsing was the top line of the UAS profile (bench/sip_uas.py).
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     try:

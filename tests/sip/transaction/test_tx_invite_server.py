@@ -164,13 +164,14 @@ def test_tu_mistakes_raise_and_change_nothing() -> None:
 
 
 def message_for(input_: Input) -> Request | Response | None:
-    return {
+    table: dict[Input, Request | Response] = {
         Input.REQUEST: INVITE,
         Input.ACK: ACK,
         Input.SEND_PROVISIONAL: reply(INVITE, 180),
         Input.SEND_SUCCESS: reply(INVITE, 200),
         Input.SEND_FAILURE: reply(INVITE, 486),
-    }.get(input_)
+    }
+    return table.get(input_)
 
 
 @given(state=sampled_from(State), input_=sampled_from(Input))

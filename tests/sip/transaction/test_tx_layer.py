@@ -22,8 +22,9 @@ from sipdialer.sip.transaction import (
     TransactionTimedOut,
     TransportFailed,
     build_cancel,
+    invite_client,
+    invite_server,
 )
-from sipdialer.sip.transaction import invite_client, invite_server
 
 NAT = Peer("UDP", "198.51.100.7", 40312)
 
@@ -59,16 +60,18 @@ def test_new_request_is_stamped_and_passed_up_once() -> None:
     assert (invite.top_via.received, invite.top_via.rport) == ("198.51.100.7", 40312)
     layer.receive(request("INVITE", via_extra=";rport"), NAT, 0.1)  # retransmission
     assert drain(layer) == [] and layer.stats["request_retransmissions"] == 1
-    # The response goes where RFC 3581 says: the NAT's public address and port.
+    # Responses go where RFC 3581 says: the NAT's public address and port. The
+    # retransmission found nothing to resend, so it got the 100 Trying early.
     layer.send_response(reply(invite, 180), now=0.15)
-    assert statuses(layer) == [(180, NAT)]
+    assert statuses(layer) == [(100, NAT), (180, NAT)]
 
 
 def test_multi_value_via_line_keeps_the_others() -> None:
     layer = uas()
     raw = crlf(
         "OPTIONS sip:bob@192.0.2.20 SIP/2.0\n"
-        "Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bKa, SIP/2.0/UDP p.example.com;branch=z9hG4bKb\n"
+        "Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bKa, "
+        "SIP/2.0/UDP p.example.com;branch=z9hG4bKb\n"
         "To: <sip:bob@192.0.2.20>\nFrom: <sip:a@example.com>;tag=1\nCall-ID: c1\n"
         "CSeq: 1 OPTIONS\nContent-Length: 0\n\n"
     )  # fmt: skip
@@ -81,13 +84,12 @@ def test_multi_value_via_line_keeps_the_others() -> None:
 
 def test_auto_100_trying_through_the_layer() -> None:
     layer = uas()
-    invite = received(layer, request("INVITE")).request
+    key = received(layer, request("INVITE")).key
     assert layer.get_timer() == 0.2
     layer.handle_timer(0.2)
     assert statuses(layer) == [(100, ALICE)]
-    assert layer.transaction(layer.send_request.__self__ and
-                             next(iter(layer._transactions))) is not None  # fmt: skip
-    del invite
+    tx = layer.transaction(key)
+    assert tx is not None and tx.state is invite_server.State.PROCEEDING
 
 
 def test_auto_trying_can_be_disabled_or_immediate() -> None:
@@ -99,13 +101,23 @@ def test_auto_trying_can_be_disabled_or_immediate() -> None:
     assert statuses(eager) == [(100, ALICE)]
 
 
-def test_a_request_whose_responses_would_be_broadcast_is_dropped() -> None:
+def test_a_request_whose_responses_would_be_multicast_is_dropped() -> None:
     layer = uas()
-    layer.receive(request("OPTIONS", via_host="255.255.255.255"), ALICE, 0.0)
-    assert drain(layer) == [] and len(layer) == 0
-    assert layer.stats["unroutable_requests"] == 1
     layer.receive(request("OPTIONS", via_extra=";maddr=224.0.1.75"), ALICE, 0.0)
+    layer.receive(request("OPTIONS", branch="z9hG4bK2", via_extra=";maddr=255.255.255.255"),
+                  ALICE, 0.0)  # fmt: skip
+    assert drain(layer) == [] and len(layer) == 0
     assert layer.stats["unroutable_requests"] == 2
+
+
+def test_a_broadcast_sent_by_is_answered_at_the_real_source() -> None:
+    # §18.2.1: received= is stamped because the sent-by is not the source address,
+    # and §18.2.2 then answers there, never at 255.255.255.255.
+    layer = uas()
+    req = received(layer, request("OPTIONS", via_host="255.255.255.255")).request
+    assert req.top_via.received == ALICE.host
+    layer.send_response(reply(req, 200), now=0.1)
+    assert statuses(layer) == [(200, Peer("UDP", ALICE.host, 5060))]
 
 
 def test_malformed_matching_headers_raise_and_change_nothing() -> None:
@@ -124,11 +136,10 @@ def test_malformed_matching_headers_raise_and_change_nothing() -> None:
 def test_response_to_a_forgotten_transaction_is_counted_not_raised() -> None:
     layer = uas()
     req = received(layer, request("OPTIONS")).request
+    key = next(iter(layer._transactions))
     assert layer.send_response(reply(req, 200), now=0.0)
     layer.handle_timer(100.0)  # Timer J
-    assert drain(layer) == [TransactionTerminated(layer_key := TransactionTerminated.__name__
-                                                  and drain(layer) or None)] or True  # noqa
-    del layer_key
+    assert drain(layer) == [TransactionTerminated(key)] and len(layer) == 0
     assert not layer.send_response(reply(req, 200), now=101.0)
     assert layer.stats["responses_without_transaction"] == 1
 
@@ -220,9 +231,7 @@ def test_cancel_after_the_final_response_has_no_effect() -> None:
 def test_487_helper_needs_a_live_invite() -> None:
     layer = uas()
     with pytest.raises(LocalProtocolError):
-        layer.send_request_terminated(
-            received(layer, request("OPTIONS")).key, now=0.0
-        )
+        layer.send_request_terminated(received(layer, request("OPTIONS")).key, now=0.0)
 
 
 # --- RFC 2543 peers (§17.2.3, RFC 4475 §3.4 inv2543) ------------------------------------
@@ -271,14 +280,15 @@ def test_rfc2543_invite_retransmission_ack_and_cancel() -> None:
     layer.receive(cancel, GATEWAY, 0.3)
     assert drain(layer) == [CancelReceived(cancel, GATEWAY, event.key)]
     layer.send_request_terminated(event.key, now=0.4)
-    codes = [code for code, _ in statuses(layer)]
-    assert codes == [180, 200, 487]
+    sent = statuses(layer)
+    assert [code for code, _ in sent] == [100, 180, 200, 487]  # the retransmission drew a 100
+    # Responses go to the received address at the default port (§18.2.2).
+    assert {peer for _, peer in sent} == {GATEWAY}
     # The ACK carries the 487's To tag and no branch: matched, absorbed (Confirmed).
     layer.receive(legacy("ACK", to_tag="t1"), GATEWAY, 0.5)
     assert drain(layer) == []
     tx = layer.transaction(event.key)
     assert tx is not None and tx.state is invite_server.State.CONFIRMED
-    # Responses go to the received address at the default port (§18.2.2).
     run_timers_until(layer, 100.0)
     assert len(layer) == 0 and not layer._ack_aliases and not layer._legacy_index
 

@@ -99,11 +99,12 @@ def test_invite_and_ack_are_refused() -> None:
 
 
 def message_for(input_: Input) -> Request | Response | None:
-    return {
+    table: dict[Input, Request | Response] = {
         Input.REQUEST: BYE,
         Input.SEND_PROVISIONAL: reply(BYE, 100),
         Input.SEND_FINAL: reply(BYE, 200),
-    }.get(input_)
+    }
+    return table.get(input_)
 
 
 @given(state=sampled_from(State), input_=sampled_from(Input))

@@ -84,7 +84,7 @@ class Link:
     """Two layers joined by an in-memory network; ``drop`` loses datagrams on purpose."""
 
     def __init__(self, a: TransactionLayer, a_peer: Peer, b: TransactionLayer, b_peer: Peer):
-        self.ends = {a_peer: b, b_peer: a}
+        self.ends = {a_peer: a, b_peer: b}
         self.address_of = {id(a): a_peer, id(b): b_peer}
         self.layers = (a, b)
         self.delivered: list[tuple[Peer, Request | Response]] = []
