@@ -14,7 +14,7 @@ SHA-512-256 and their ``-sess`` forms; qop ``auth`` preferred to ``auth-int``; n
 RFC 2069 style). ``ClientAuthState`` keeps the last challenge per realm and counts ``nc``
 per nonce, so that later requests can carry credentials without a new challenge.
 
-Server: ``DigestServer`` and its results live in ``auth_server``; they are re-exported here.
+Server: ``DigestServer`` and its results live in ``auth_server``.
 """
 
 from __future__ import annotations
@@ -23,24 +23,6 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # at run time, __getattr__ below imports them: auth_server imports this module
-    from .auth_server import CLOCK_SKEW as CLOCK_SKEW
-    from .auth_server import AuthOutcome as AuthOutcome
-    from .auth_server import AuthResult as AuthResult
-    from .auth_server import DigestServer as DigestServer
-    from .auth_server import Ha1 as Ha1
-    from .auth_server import Lookup as Lookup
-else:
-
-    def __getattr__(name: str) -> object:
-        """Re-export the server names of ``auth_server`` (PEP 562), without a cycle."""
-        from . import auth_server
-
-        if name in auth_server.__all__:
-            return getattr(auth_server, name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class AuthError(ValueError):

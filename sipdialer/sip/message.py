@@ -283,7 +283,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         end = data.find(b"\n\n")
         if end < 0:
             raise ParseError("no blank line after the headers")
-        text = data[:end].decode("utf-8", "surrogateescape").replace("\r\n", "\n")
+        text = data[:end].decode("utf-8", "surrogateescape").replace("\r\n", "\n").rstrip("\r")
         body_start = end + 2
         if "\r" in text:
             raise ParseError("bare CR in the header section")

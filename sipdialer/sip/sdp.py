@@ -1,4 +1,4 @@
-"""SDP (RFC 4566) for audio calls; offer/answer (RFC 3264) is in ``sdp_offer``, re-exported here.
+"""SDP (RFC 4566) for audio calls; offer/answer (RFC 3264) is in ``sdp_offer``.
 
 Theory of operation
 -------------------
@@ -18,26 +18,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # at run time, __getattr__ below imports them: sdp_offer imports this module
-    from .sdp_offer import Negotiated as Negotiated
-    from .sdp_offer import bump_version as bump_version
-    from .sdp_offer import hold as hold
-    from .sdp_offer import make_answer as make_answer
-    from .sdp_offer import make_offer as make_offer
-    from .sdp_offer import negotiated as negotiated
-    from .sdp_offer import resume as resume
-    from .sdp_offer import with_direction as with_direction
-else:
-
-    def __getattr__(name: str) -> object:
-        """Re-export the offer/answer names of ``sdp_offer`` (PEP 562), without a cycle."""
-        from . import sdp_offer
-
-        if name in sdp_offer.__all__:
-            return getattr(sdp_offer, name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SdpError(ValueError):

@@ -176,12 +176,16 @@ class UserAgentCore:
             return  # keep-alive (RFC 5626 §3.5.1); the shell answers pings on streams
         try:
             message = parse_message(data, stream=stream)
+        except ParseError as exc:
+            self._reject_unparsable(data, exc, peer)
+            return
+        try:
             if isinstance(message, Request):
                 check_request(message)
             else:
                 check_response(message)
         except ParseError as exc:
-            self._reject_unparsable(data, exc, peer)
+            self._reject(message, exc, peer)
             return
         self.layer.receive(message, peer, now)
         self._pump(now)
@@ -422,6 +426,18 @@ class UserAgentCore:
         """Our Contact for messages to *peer*."""
         suffix = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
         return f"<sip:{self.config.user}@{self.config.host}:{self.config.port}{suffix}>"
+
+    def _reject(self, message: Request | Response, error: ParseError, peer: Peer) -> None:
+        """Answer a request that parsed but breaks a rule (400 naming it, 505, 416 ...);
+        drop a bad response (RFC 3261 §18.1.2) and never answer an ACK."""
+        if isinstance(message, Response) or message.method == "ACK":
+            self.stats["dropped"] += 1
+            return
+        self.stats["rejected"] += 1
+        status = error.status_hint
+        response = response_for(message, status, error.reason if status == 400 else None)
+        # Answer where it came from: its Via may be what is broken (RFC 3581 spirit).
+        self.layer.send_stateless(response, peer)
 
     def _reject_unparsable(self, data: bytes, error: ParseError, peer: Peer) -> None:
         response = reject_unparsable(data, error)

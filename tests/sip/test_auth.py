@@ -14,19 +14,16 @@ from hypothesis import strategies as st
 from sipdialer.sip.auth import (
     ALGORITHMS,
     AuthError,
-    AuthOutcome,
-    AuthResult,
     Challenge,
     ClientAuthState,
     Credentials,
-    DigestServer,
-    Ha1,
     answer_challenge,
     compute_ha1,
     compute_response,
     parse_challenges,
     supported,
 )
+from sipdialer.sip.auth_server import AuthOutcome, AuthResult, DigestServer, Ha1
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 USERS = {"101": "secret", "102": "other"}

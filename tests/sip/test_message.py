@@ -173,6 +173,8 @@ def test_leading_crlfs_and_bare_lf_are_tolerated() -> None:
     lf_request = parse_message(bare)
     assert lf_request.headers == request.headers
     assert lf_request.body == SDP.replace(b"\r\n", b"\n")
+    mixed = parse_message(INVITE.replace(b"\r\n\r\n", b"\r\n\n", 1))  # CRLF lines, LF blank line
+    assert mixed.headers == request.headers and mixed.body == SDP
 
 
 def test_datagram_body_past_content_length_is_ignored() -> None:

@@ -14,12 +14,14 @@ from sipdialer.sip.sdp import (
     Connection,
     Direction,
     Media,
-    Negotiated,
     NoCommonCodec,
     Rtcp,
     RtpMap,
     SdpError,
     SessionDescription,
+)
+from sipdialer.sip.sdp_offer import (
+    Negotiated,
     bump_version,
     hold,
     make_answer,

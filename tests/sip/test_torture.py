@@ -126,6 +126,7 @@ def test_esc01_valid_use_of_the_escape_mechanism() -> None:
     uri = sip(request.request_uri)
     assert (uri.user, uri.host) == ("sips:user@example.com", "example.net")
     assert sip(request.to.uri).user == "user"
+    assert sip(request.to.uri).equivalent(SipUri("example.com", user="user"))  # §19.1.4
     assert sip(request.from_.uri).user == "I have spaces"
     assert request.call_id == "esc01.239409asdfakjkn23onasd0-3234"  # compact "i"
     assert request.content_type == "application/sdp"  # compact "C"

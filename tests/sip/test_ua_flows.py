@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from uapair import Link
 
-from sipdialer.sip.auth import DigestServer
+from sipdialer.sip.auth_server import DigestServer
 from sipdialer.sip.message import Request
 from sipdialer.sip.ua import UserAgentCore
 from sipdialer.sip.ua_auth import Account
