@@ -168,6 +168,18 @@ class UserAgentCore:
     def dialog(self, dialog_id: DialogId) -> Dialog | None:
         return self._dialogs.get(dialog_id)
 
+    def state_size(self) -> dict[str, int]:
+        """How much the UA holds, for leak checks and metrics."""
+        return {
+            "transactions": len(self.layer),
+            "invites": len(self._invites),
+            "requests": len(self._requests),
+            "pending": len(self._pending),
+            "dialogs": len(self._dialogs),
+            "ack_waits": len(self._ack_waits),
+            "acks": len(self._acks),
+        }
+
     # --- inputs ---------------------------------------------------------------------
 
     def receive_data(self, data: bytes, peer: Peer, now: float, *, stream: bool = False) -> None:
@@ -497,7 +509,10 @@ class UserAgentCore:
                 elif isinstance(event, TransportFailed):
                     self._on_no_response(event.key, 503, now)
                 elif isinstance(event, TransactionTerminated):
-                    self._invite_by_tx.pop(event.key, None)
+                    handle = self._invite_by_tx.pop(event.key, None)
+                    invite = self._invites.get(handle) if handle else None
+                    if invite is not None and invite.tx_key == event.key:
+                        del self._invites[invite.handle]  # answered; Timer M is over
                     self._request_by_tx.pop(event.key, None)
             except RemoteProtocolError:
                 self.stats["dropped"] += 1

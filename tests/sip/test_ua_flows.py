@@ -10,7 +10,7 @@ import pytest
 from uapair import Link
 
 from sipdialer.sip.auth_server import DigestServer
-from sipdialer.sip.message import Request
+from sipdialer.sip.message import Request, Response
 from sipdialer.sip.ua import UserAgentCore
 from sipdialer.sip.ua_auth import Account
 from sipdialer.sip.ua_events import (
@@ -21,6 +21,7 @@ from sipdialer.sip.ua_events import (
     DialogTerminated,
     IncomingCall,
     IncomingRequest,
+    ResponseReceived,
     UaEvent,
 )
 
@@ -310,3 +311,74 @@ def test_unknown_dialog_gets_481(link: Link) -> None:
     link.run()
     assert link.methods()[-1] == "481"
     assert key
+
+
+@pytest.mark.parametrize("method", ["INFO", "UPDATE", "OPTIONS"])
+def test_in_dialog_requests_reach_the_tu(link: Link, method: str) -> None:
+    alice, bob = pair(link)
+    call(link, alice, bob)
+    invite = incoming(link, "bob")
+    dialog_id = bob.respond(invite.key, 200, link.now, body=SDP)
+    link.run()
+    answered = [e for e in link.take("alice") if isinstance(e, CallAnswered)][0]
+    link.take("bob")
+    key = alice.request_in_dialog(answered.dialog, method, link.now,
+                                  body=b"Signal=5\r\n" if method == "INFO" else b"",
+                                  content_type="application/dtmf-relay")  # fmt: skip
+    link.run()
+    got = [e for e in link.take("bob") if isinstance(e, IncomingRequest)]
+    if method == "INFO":
+        # An INFO body type we do not accept gets 415 before the TU sees it (§8.2.3).
+        assert got == [] and link.methods()[-1] == "415"
+        return
+    assert len(got) == 1 and got[0].dialog == dialog_id
+    bob.respond(got[0].key, 200, link.now)
+    link.run()
+    responses = [e for e in link.take("alice") if isinstance(e, ResponseReceived)]
+    assert [(r.key, r.response.status_code, r.dialog) for r in responses] == [
+        (key, 200, answered.dialog)
+    ]
+
+
+def test_forked_second_answer_is_acked_and_hung_up() -> None:
+    """Two 200s with different To tags (a forking proxy): keep the first, BYE the other."""
+    link = Link("UDP")
+    alice, bob = pair(link)
+    handle = call(link, alice, bob)
+    invite = incoming(link, "bob")
+    bob.respond(invite.key, 200, link.now, body=SDP)
+    link.run()
+    first = [e for e in link.take("alice") if isinstance(e, CallAnswered)]
+    assert len(first) == 1 and first[0].handle == handle
+    # Replay the 200 with another To tag, as a second fork would send it.
+    ok = next(m for _, _, m in link.wire if isinstance(m, Response) and m.status_code == 200)
+    forked = Response(ok.headers.copy(), ok.body, 200, "OK")
+    forked.headers.set("To", forked.headers.get("To").replace(first[0].dialog.remote_tag, "fork2"))
+    alice.receive_data(forked.to_bytes(), link.peer(bob), link.now)
+    link.run()
+    sent = [m for _, _, m in link.wire if isinstance(m, Request)]
+    assert [m.method for m in sent][-2:] == ["ACK", "BYE"]
+    assert sent[-1].to.tag == "fork2"
+    assert not [e for e in link.take("alice") if isinstance(e, CallAnswered)]
+    assert alice.dialog(first[0].dialog) is not None
+
+
+def test_nothing_is_left_after_calls_end(link: Link) -> None:
+    """After a call, a busy call and a cancelled call, and every timer, both UAs are empty."""
+    alice, bob = pair(link)
+    call(link, alice, bob)
+    answered = incoming(link, "bob")
+    bob.respond(answered.key, 200, link.now, body=SDP)
+    link.run()
+    dialog = [e for e in link.take("alice") if isinstance(e, CallAnswered)][0].dialog
+    alice.bye(dialog, link.now)
+    call(link, alice, bob)
+    bob.respond(incoming(link, "bob").key, 486, link.now)
+    handle = call(link, alice, bob)
+    bob.respond(incoming(link, "bob").key, 180, link.now)
+    link.run()
+    alice.cancel(handle, link.now)
+    link.run()
+    link.advance(link.now + 60.0)
+    for core in (alice, bob):
+        assert set(core.state_size().values()) == {0}, core.state_size()
