@@ -24,7 +24,7 @@ INVITE = (
     b"INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\n"
     b"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-d1\r\n"
     b"Max-Forwards: 70\r\n"
-    b"From: \"Alice\" <sip:alice@127.0.0.1>;tag=alice-tag\r\n"
+    b'From: "Alice" <sip:alice@127.0.0.1>;tag=alice-tag\r\n'
     b"To: <sip:bob@127.0.0.1>\r\n"
     b"Call-ID: dialog-1@127.0.0.1\r\n"
     b"CSeq: 10 INVITE\r\n"
@@ -35,7 +35,7 @@ INVITE = (
 OK = (
     b"SIP/2.0 200 OK\r\n"
     b"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-d1\r\n"
-    b"From: \"Alice\" <sip:alice@127.0.0.1>;tag=alice-tag\r\n"
+    b'From: "Alice" <sip:alice@127.0.0.1>;tag=alice-tag\r\n'
     b"To: <sip:bob@127.0.0.1>;tag=bob-tag\r\n"
     b"Call-ID: dialog-1@127.0.0.1\r\n"
     b"CSeq: 10 INVITE\r\n"
