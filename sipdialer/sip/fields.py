@@ -9,6 +9,7 @@ re-exports everything here; import from there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .errors import ParseError
 from .grammar import (
@@ -180,6 +181,7 @@ class NameAddr:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
+@lru_cache(maxsize=8192)  # frozen values; a dialog repeats its From/To in every message
 def parse_name_addr(value: str) -> NameAddr:
     """Parse ``"Name" <uri>;params``, ``Name <uri>;params`` or ``uri;params``.
 
