@@ -1,4 +1,4 @@
-"""The agent machine as data: vocabulary, transition table, cause penalties, errors, events.
+"""The agent machine as data: vocabulary, transitions, cause penalties, settings, events.
 
 Kept apart from the mechanics in :mod:`sipdialer.dialer.agents` (which re-exports all of
 it) so that the tables can be read, printed and checked exhaustively on their own.
@@ -18,8 +18,13 @@ reaches ``max_no_answer`` (Available becomes Break, see ``Agent.apply``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum, StrEnum, auto
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sipdialer.config import AgentConfig, CampaignConfig
 
 
 class AgentStatus(StrEnum):
@@ -151,6 +156,86 @@ def penalty_for(cause: str | Enum | None) -> Penalty:
     if cause is None:
         return DEFAULT_PENALTY
     return CAUSE_PENALTIES.get(cause_name(cause), DEFAULT_PENALTY)
+
+
+# --- per-agent parameters ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """One agent's parameters (``[[agents]]``); durations in seconds."""
+
+    id: str
+    "The SIP user (extension) and the REST id."
+    name: str = ""
+    call_timeout: float = 15.0
+    "Agent-leg ring time; the engine cancels with NO_ANSWER after it."
+    wrap_up_time: float = 10.0
+    "After-call work, unless the campaign waits for a result."
+    max_no_answer: int = 3
+    "Consecutive no-answers that put the agent on Break; 0 = never."
+    busy_delay: float = 30.0
+    reject_delay: float = 30.0
+    no_answer_delay: float = 30.0
+    auto_answer: bool = False
+    "Ask the phone to answer by itself (Call-Info answer-after=0, Alert-Info)."
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("agent id must not be empty")
+        for field in ("wrap_up_time", "busy_delay", "reject_delay", "no_answer_delay"):
+            check_duration(field, getattr(self, field))
+        if not (math.isfinite(self.call_timeout) and self.call_timeout > 0):
+            raise ValueError(f"call_timeout must be > 0 seconds, got {self.call_timeout!r}")
+        if self.max_no_answer < 0:
+            raise ValueError(f"max_no_answer must be >= 0, got {self.max_no_answer}")
+
+    @classmethod
+    def from_config(cls, cfg: AgentConfig) -> AgentSettings:
+        """Settings from a validated ``AgentConfig`` (reads attributes; any such object will do).
+
+        The password stays behind: it is the registrar's, and the core never needs it.
+        """
+        return cls(
+            id=cfg.id,
+            name=cfg.name,
+            call_timeout=float(cfg.call_timeout),
+            wrap_up_time=float(cfg.wrap_up_time),
+            max_no_answer=int(cfg.max_no_answer),
+            busy_delay=float(cfg.busy_delay),
+            reject_delay=float(cfg.reject_delay),
+            no_answer_delay=float(cfg.no_answer_delay),
+            auto_answer=bool(cfg.auto_answer),
+        )
+
+    def delay_for(self, penalty: Penalty) -> float:
+        """Seconds of Delayed that ``penalty`` costs this agent."""
+        match penalty:
+            case Penalty.BUSY:
+                return self.busy_delay
+            case Penalty.REJECT:
+                return self.reject_delay
+            case Penalty.NOT_REGISTERED:
+                return NOT_REGISTERED_DELAY
+            case Penalty.NONE:
+                return 0.0
+            case Penalty.NO_ANSWER:
+                return self.no_answer_delay
+
+
+def campaign_wrap_up(campaign: CampaignConfig) -> float | None:
+    """The ``wrap_up`` to pass to ``call_ended`` for a call of ``campaign``.
+
+    The campaign's ``wrap_up_time`` when it waits for a result (the wrap-up then ends early
+    on ``result_received``), else None: the agent's own ``wrap_up_time`` applies.
+    """
+    return float(campaign.wrap_up_time) if campaign.wait_for_result else None
+
+
+def check_duration(what: str, value: float) -> None:
+    """Raise ValueError unless ``value`` is a finite, non-negative number of seconds."""
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{what} must be >= 0 seconds, got {value!r}")
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 Theory of operation
 -------------------
 The tables live in :mod:`sipdialer.dialer.agent_table` (re-exported here): the vocabulary,
-``TRANSITIONS`` (``(state, input) -> next state``) and ``CAUSE_PENALTIES`` (cause -> delay
-rule). This module holds the mechanics: :class:`Agent`, one agent's machine, and
-:class:`Agents`, the registry the engine asks for eligible agents and timers.
+``TRANSITIONS`` (``(state, input) -> next state``), ``CAUSE_PENALTIES`` (cause -> delay
+rule) and ``AgentSettings``. This module holds the mechanics: :class:`Agent`, one agent's
+machine, and :class:`Agents`, the registry the engine asks for eligible agents and timers.
 
 Every input goes through :meth:`Agent.apply`: look the pair up (missing: raise
 ``IllegalAgentTransition``, nothing changes), check the arguments, run the input's side
@@ -44,12 +44,9 @@ Pure code: no IO, no clock, and no pydantic at run time (config types only for t
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from sipdialer.dialer.agent_table import (
     ANY_STATE_INPUTS,
@@ -64,17 +61,17 @@ from sipdialer.dialer.agent_table import (
     AgentInput,
     AgentNotEligible,
     AgentRegistrationChanged,
+    AgentSettings,
     AgentState,
     AgentStateChanged,
     AgentStatus,
     IllegalAgentTransition,
     Penalty,
+    campaign_wrap_up,
     cause_name,
+    check_duration,
     penalty_for,
 )
-
-if TYPE_CHECKING:
-    from sipdialer.config import AgentConfig, CampaignConfig
 
 __all__ = [
     "ANY_STATE_INPUTS",
@@ -106,82 +103,6 @@ __all__ = [
 ]
 
 _INPUT_OF_STATUS = {status: input_ for input_, status in STATUS_INPUTS.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSettings:
-    """One agent's parameters (``[[agents]]``); durations in seconds."""
-
-    id: str
-    "The SIP user (extension) and the REST id."
-    name: str = ""
-    call_timeout: float = 15.0
-    "Agent-leg ring time; the engine cancels with NO_ANSWER after it."
-    wrap_up_time: float = 10.0
-    "After-call work, unless the campaign waits for a result."
-    max_no_answer: int = 3
-    "Consecutive no-answers that put the agent on Break; 0 = never."
-    busy_delay: float = 30.0
-    reject_delay: float = 30.0
-    no_answer_delay: float = 30.0
-    auto_answer: bool = False
-    "Ask the phone to answer by itself (Call-Info answer-after=0, Alert-Info)."
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            raise ValueError("agent id must not be empty")
-        for field in ("wrap_up_time", "busy_delay", "reject_delay", "no_answer_delay"):
-            _check_duration(field, getattr(self, field))
-        if not (math.isfinite(self.call_timeout) and self.call_timeout > 0):
-            raise ValueError(f"call_timeout must be > 0 seconds, got {self.call_timeout!r}")
-        if self.max_no_answer < 0:
-            raise ValueError(f"max_no_answer must be >= 0, got {self.max_no_answer}")
-
-    @classmethod
-    def from_config(cls, cfg: AgentConfig) -> AgentSettings:
-        """Settings from a validated ``AgentConfig`` (reads attributes; any such object will do).
-
-        The password stays behind: it is the registrar's, and the core never needs it.
-        """
-        return cls(
-            id=cfg.id,
-            name=cfg.name,
-            call_timeout=float(cfg.call_timeout),
-            wrap_up_time=float(cfg.wrap_up_time),
-            max_no_answer=int(cfg.max_no_answer),
-            busy_delay=float(cfg.busy_delay),
-            reject_delay=float(cfg.reject_delay),
-            no_answer_delay=float(cfg.no_answer_delay),
-            auto_answer=bool(cfg.auto_answer),
-        )
-
-    def delay_for(self, penalty: Penalty) -> float:
-        """Seconds of Delayed that ``penalty`` costs this agent."""
-        match penalty:
-            case Penalty.BUSY:
-                return self.busy_delay
-            case Penalty.REJECT:
-                return self.reject_delay
-            case Penalty.NOT_REGISTERED:
-                return NOT_REGISTERED_DELAY
-            case Penalty.NONE:
-                return 0.0
-            case Penalty.NO_ANSWER:
-                return self.no_answer_delay
-
-
-def campaign_wrap_up(campaign: CampaignConfig) -> float | None:
-    """The ``wrap_up`` to pass to ``call_ended`` for a call of ``campaign``.
-
-    The campaign's ``wrap_up_time`` when it waits for a result (the wrap-up then ends early
-    on ``result_received``), else None: the agent's own ``wrap_up_time`` applies.
-    """
-    return float(campaign.wrap_up_time) if campaign.wait_for_result else None
-
-
-def _check_duration(what: str, value: float) -> None:
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{what} must be >= 0 seconds, got {value!r}")
 
 
 class Agent:
@@ -266,7 +187,7 @@ class Agent:
         if input_ is AgentInput.AGENT_LEG_FAILED and penalty_for(cause) is Penalty.NONE:
             raise ValueError(f"{cause_name(cause or '')} is AGENT_LEG_CANCELLED, not a failure")
         if input_ is AgentInput.CALL_ENDED and wrap_up is not None:
-            _check_duration("wrap_up", wrap_up)
+            check_duration("wrap_up", wrap_up)
         if input_ is AgentInput.RESERVE and (reason := self.ineligible_reason(now)):
             raise AgentNotEligible(self._state, reason)
 
