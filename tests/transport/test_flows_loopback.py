@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import pytest
 
-from sipdialer.sip.auth import DigestServer
+from sipdialer.sip.auth_server import DigestServer
 from sipdialer.sip.errors import ParseError
 from sipdialer.sip.message import Request, Response, parse_message
 from sipdialer.sip.peer import Peer
@@ -189,22 +189,24 @@ class Call:
         await asyncio.sleep(0.1)
 
     def check_transport(self) -> None:
-        """Every message used the call's transport; responses came back from the port the
-        request was sent to: on UDP the peer's socket, on TCP the connection we opened."""
-        listen = {"alice": self.bob.port, "bob": self.alice.port}
+        """Every message used the call's transport, and the whole call used one flow
+        (RFC 3261 §18.2.2: responses go back the way the request came; in-dialog
+        requests go to the dialog's source). Alice hears everything from Bob's socket;
+        Bob from Alice's socket on UDP, and on TCP from the one connection Alice opened
+        (an ephemeral port, not her listener: Bob never connected to her)."""
         assert self.wire.seen
-        for s in self.wire.seen:
-            assert s.peer.transport == self.transport and s.peer.host == "127.0.0.1"
-            if isinstance(s.message, Response):
-                assert s.peer.port == listen[s.receiver], s
-        from_alice = {s.peer for s in self.wire.seen if s.receiver == "bob"
-                      and isinstance(s.message, Request)}  # fmt: skip
+        sources = {
+            name: {s.peer for s in self.wire.seen if s.receiver == name}
+            for name in ("alice", "bob")
+        }
+        assert sources["alice"] == {self.bob_peer}
         if self.transport == "UDP":
-            assert from_alice == {Peer("UDP", "127.0.0.1", self.alice.port)}
+            assert sources["bob"] == {Peer("UDP", "127.0.0.1", self.alice.port)}
         else:
-            # INVITE, ACK, CANCEL, BYE: all on the one connection Alice opened to Bob.
-            assert len(from_alice) == 1
-            assert next(iter(from_alice)).port != self.alice.port  # an ephemeral port
+            assert len(sources["bob"]) == 1
+            (source,) = sources["bob"]
+            assert source.transport == "TCP" and source.host == "127.0.0.1"
+            assert source.port != self.alice.port
 
 
 @pytest.fixture(params=["UDP", "TCP"])
