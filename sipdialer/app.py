@@ -1,8 +1,10 @@
 """Builds the running dialer from its configuration and runs it in one event loop.
 
-For now this is the SIP endpoint on ``[sip] listen`` (UDP and TCP): it answers
-OPTIONS and refuses what it does not serve yet. Later issues attach the registrar,
-the calls layer, the engine and the API to the same loop.
+``PhoneSystem`` is what exists so far: the SIP endpoint on ``[sip] listen`` (UDP and
+TCP), the registrar of the configured agents' phones (bindings in ``[store] url``),
+the agents' state machines (registered or not, status), and the feature codes a phone
+dials to set its agent's status. Later issues attach the calls layer, the engine and
+the API to the same loop.
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ import logging
 import signal
 
 from sipdialer.config import Config
+from sipdialer.dialer.agents import Agents, AgentSettings
+from sipdialer.dialer.feature_codes import FeatureCodeMap
+from sipdialer.sip.bindings import BindingAdded, BindingExpired, BindingRemoved, RegistrarEvent
 from sipdialer.sip.timers import TimerConfig
 from sipdialer.sip.ua import UaConfig
+from sipdialer.store.bindings import BindingStore
 from sipdialer.transport.endpoint import SipEndpoint
+from sipdialer.transport.feature_calls import FeatureCallService
+from sipdialer.transport.registrar import RegistrarService, build_registrar
 
 log = logging.getLogger("sipdialer")
 
@@ -32,6 +40,53 @@ def ua_config(config: Config) -> UaConfig:
     return UaConfig(host=host, port=sip.public_port, timers=timers)
 
 
+class PhoneSystem:
+    """The endpoint, the registrar, the agents and the feature codes, wired together."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.endpoint = SipEndpoint(ua_config(config))
+        self.store = BindingStore(config.store.url)
+        self.registrar = RegistrarService(
+            self.endpoint, build_registrar(config.sip, config.agents), self.store
+        )
+        self.agents = Agents.from_settings(AgentSettings.from_config(a) for a in config.agents)
+        self.features = FeatureCallService(
+            self.endpoint, self.registrar, self.agents,
+            FeatureCodeMap.from_config(config.sip.feature_codes), config.media,
+        )  # fmt: skip
+        self.registrar.on_event(self._on_binding)
+        self.address: tuple[str, int] | None = None
+
+    async def start(self) -> tuple[str, int]:
+        sip = self.config.sip
+        self.address = await self.endpoint.start(sip.listen_host, sip.listen_port)
+        self.registrar.start()
+        now = self.endpoint.now
+        for agent in self.agents:
+            agent.set_registered(now, self.registrar.is_registered(agent.id))
+        log.info("SIP listening on %s:%d (UDP and TCP)", *self.address)
+        return self.address
+
+    async def close(self) -> None:
+        await self.features.close()
+        self.registrar.close()
+        await self.endpoint.close()
+        self.store.close()
+
+    def _on_binding(self, event: RegistrarEvent) -> None:
+        if not isinstance(event, BindingAdded | BindingRemoved | BindingExpired):
+            return
+        agent_id = event.binding.aor
+        if agent_id not in self.agents:
+            return
+        agent = self.agents[agent_id]
+        registered = self.registrar.is_registered(agent_id)
+        if agent.registered != registered:
+            agent.set_registered(self.endpoint.now, registered)
+            log.info("agent %s %s", agent_id, "registered" if registered else "unregistered")
+
+
 async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     """Run until *stop* is set or SIGINT/SIGTERM arrives; then close cleanly."""
     stop = stop or asyncio.Event()
@@ -39,14 +94,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    endpoint = SipEndpoint(ua_config(config))
-    host, port = await endpoint.start(config.sip.listen_host, config.sip.listen_port)
-    log.info("SIP listening on %s:%d (UDP and TCP)", host, port)
+    system = PhoneSystem(config)
+    await system.start()
     try:
         await stop.wait()
     finally:
         log.info("stopping")
-        await endpoint.close()
+        await system.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

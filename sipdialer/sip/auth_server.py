@@ -137,6 +137,11 @@ class DigestServer:
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._secret, _utf8(self.realm) + body, "sha256").digest()[:16]
 
+    def owns(self, nonce: str) -> bool:
+        """True when we issued *nonce*, whatever its age (a guess at a password with a
+        nonce we never gave out is not worth counting)."""
+        return self._issued(nonce) is not None
+
     def _issued(self, nonce: str) -> float | None:
         """When we issued ``nonce``, or None if we did not."""
         try:

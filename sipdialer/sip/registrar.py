@@ -149,12 +149,6 @@ class RegisterAnswer:
                             headers=list(self.headers))  # fmt: skip
 
 
-class _Digest(DigestServer):
-    def owns(self, nonce: str) -> bool:
-        """True when we issued *nonce*, whatever its age."""
-        return self._issued(nonce) is not None
-
-
 class _Refused(Exception):
     """Internal: stop processing and answer this."""
 
@@ -183,7 +177,7 @@ class RegistrarCore:
     ) -> None:
         self.config = config
         self._lookup: UserLookup = users.get if isinstance(users, Mapping) else users
-        self.digest = _Digest(config.realm, secret, config.nonce_lifetime, config.algorithms,
+        self.digest = DigestServer(config.realm, secret, config.nonce_lifetime, config.algorithms,
                               allow_no_qop=config.allow_no_qop)  # fmt: skip
         self.lockout = Lockout(config.lockout)
         self.wall_offset = wall_offset
@@ -294,26 +288,45 @@ class RegistrarCore:
             self.stats["rejected"] += 1
         return replace(answer, headers=(*answer.headers, ("Date", self._date(now))))
 
+    def authenticate(self, request: Request, peer: Peer, now: float) -> str | RegisterAnswer:
+        """The digest check of any request from a phone (REGISTER, INVITE, ...): the
+        authenticated user, or the answer to send instead (401 challenge, 403 when the
+        source or user is locked out). Failures count towards the lockout."""
+        try:
+            return self._authenticate(request, peer, now)
+        except _Refused as refused:
+            self.stats["refused"] += 1
+            return refused.answer
+
+    def _authenticate(self, request: Request, peer: Peer, now: float) -> str | RegisterAnswer:
+        if self.lockout.ip_locked(peer.host, now):
+            raise _Refused(403)
+        credentials, raw = self._credentials(request)
+        party = _aor(request) if request.method == "REGISTER" else _user(request.from_.uri)
+        claimed = credentials.username if credentials else party
+        if claimed and self.lockout.user_locked(claimed, now) and not self._holds(claimed, peer):
+            raise _Refused(403)
+        if raw is None:
+            return self._challenge(now)
+        result = self.digest.verify_header(raw, request.method, self._lookup, now)
+        if result.outcome is AuthOutcome.STALE:
+            return self._challenge(now, stale=True)
+        if not result.ok or result.username is None:
+            if credentials is not None and self.digest.owns(credentials.nonce):
+                self._failure(peer, credentials.username, now)
+            return self._challenge(now)
+        return result.username
+
     def _register(self, request: Request, peer: Peer, now: float) -> RegisterAnswer:
         if self.lockout.ip_locked(peer.host, now):
             raise _Refused(403)
         if not self._ours(request):
             raise _Refused(403, "Not Our Domain")
         aor = _aor(request)
-        credentials, raw = self._credentials(request)
-        claimed = credentials.username if credentials else aor
-        if claimed and self.lockout.user_locked(claimed, now) and not self._holds(claimed, peer):
-            raise _Refused(403)
-        if raw is None:
-            return self._challenge(now)
-        result = self.digest.verify_header(raw, "REGISTER", self._lookup, now)
-        if result.outcome is AuthOutcome.STALE:
-            return self._challenge(now, stale=True)
-        if not result.ok:
-            if credentials is not None and self.digest.owns(credentials.nonce):
-                self._failure(peer, credentials.username, now)
-            return self._challenge(now)
-        if aor is None or result.username != aor:
+        user = self._authenticate(request, peer, now)
+        if isinstance(user, RegisterAnswer):
+            return user
+        if aor is None or user != aor:
             raise _Refused(403, "Forbidden (user does not match To)")
         self.stats["ok"] += 1
         self._apply(request, aor, peer, now)
@@ -467,7 +480,10 @@ class RegistrarCore:
 
 
 def _aor(request: Request) -> str | None:
-    uri = request.to.uri
+    return _user(request.to.uri)
+
+
+def _user(uri: object) -> str | None:
     return uri.user if isinstance(uri, SipUri) and uri.user else None
 
 
