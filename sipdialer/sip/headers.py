@@ -199,6 +199,9 @@ class Headers:
 
     def get_lines(self, name: str) -> list[str]:
         """Every header line of *name*, unsplit."""
+        key = _CANONICAL.get(name)
+        if key is not None and key == name:  # the usual call, as in ``get``
+            return [value for k, value in self._items if k == key]
         return [self._items[i][1] for i in self._indexes(name)]
 
     def get_all(self, name: str) -> list[str]:
