@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[UaEvent], None]
 
+EPHEMERAL_ATTEMPTS = 20
+"Tries to find a port free for both UDP and TCP when asked for port 0."
+
 
 class SipEndpoint:
     def __init__(self, config: UaConfig | None = None) -> None:
@@ -51,13 +54,26 @@ class SipEndpoint:
         self._listeners.append(handler)
 
     async def start(self, host: str, port: int, *, tcp: bool = True) -> tuple[str, int]:
-        """Bind UDP (and TCP on the same port); returns the bound (host, port)."""
+        """Bind UDP (and TCP on the same port); returns the bound (host, port).
+
+        With port 0 the UDP socket picks a free port, and TCP may find that same number
+        taken (by another program's TCP socket): then both are retried on a new port.
+        """
         self._loop = asyncio.get_running_loop()
-        self._udp = await open_udp(host, port, self._receive_udp)
-        bound = self._udp.local_address
-        if tcp:
+        for attempt in range(EPHEMERAL_ATTEMPTS):
+            self._udp = await open_udp(host, port, self._receive_udp)
+            bound = self._udp.local_address
+            if not tcp:
+                break
             self._tcp = TcpTransport(self._receive_tcp, self._tcp_failed)
-            await self._tcp.listen(host, bound[1])
+            try:
+                await self._tcp.listen(host, bound[1])
+                break
+            except OSError:
+                self._udp.close()
+                self._udp = self._tcp = None
+                if port != 0 or attempt == EPHEMERAL_ATTEMPTS - 1:
+                    raise
         if self.ua.config.port == 0:
             # Bound to an ephemeral port: Via and Contact must name the real one.
             self.ua.config = replace(self.ua.config, port=bound[1])
