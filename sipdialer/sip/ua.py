@@ -17,27 +17,11 @@ hung up, and answering 401/407 with digest credentials (§22.2).
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
-from itertools import count
-
-from .dialog import (
-    Dialog,
-    DialogId,
-    DialogInput,
-    dialog_id_of_request,
-    dialog_id_of_response,
-    new_branch,
-    new_call_id,
-    new_tag,
-)
+from .dialog import Dialog, DialogId, DialogInput, dialog_id_of_request, new_tag
 from .errors import ParseError, RemoteProtocolError
-from .headers import Headers
-from .inspect import InspectionPolicy, inspect_request, reject_unparsable
+from .inspect import inspect_request, reject_unparsable
 from .message import Request, Response, check_request, check_response, parse_message, response_for
 from .peer import Peer
-from .schedule import Schedule
-from .timers import TimerConfig
 from .transaction.events import (
     AckReceived,
     CancelReceived,
@@ -48,139 +32,24 @@ from .transaction.events import (
 )
 from .transaction.events import ResponseReceived as TxResponse
 from .transaction.keys import ClientKey, ServerTransactionKey, TransactionKey
-from .transaction.layer import TransactionLayer, build_cancel
-from .transaction.routing import response_destination
 from .ua_auth import Account, authorize
 from .ua_events import (
-    CallAnswered,
     CallCancelled,
     CallConfirmed,
     CallFailed,
-    CallProgress,
-    DialogTerminated,
     IncomingCall,
     IncomingRequest,
     RequestFailed,
     ResponseReceived,
-    UaEvent,
 )
+from .ua_state import MAX_AUTH_ATTEMPTS, AckWait, ClientRequest, ServerPending, UaConfig
+from .ua_uac import UacInvites
 
-MAX_AUTH_ATTEMPTS = 2
-"Challenges answered per request: one, plus one more if the server says stale=true."
-
-
-@dataclass(frozen=True)
-class UaConfig:
-    host: str = "127.0.0.1"
-    "Address put in Via and Contact (the public address when behind NAT)."
-    port: int = 5060
-    user: str = "sipdialer"
-    "User part of our Contact."
-    user_agent: str = "sipdialer/0.1"
-    timers: TimerConfig = field(default_factory=TimerConfig)
-    policy: InspectionPolicy = field(default_factory=InspectionPolicy)
-    answer_options: bool = True
-    "Answer out-of-dialog OPTIONS with 200 ourselves (RFC 3261 §11.2)."
+__all__ = ["UaConfig", "UserAgentCore"]
 
 
-@dataclass
-class _ClientInvite:
-    handle: str
-    request: Request
-    destination: Peer
-    tx_key: TransactionKey
-    credentials: Account | None
-    auth_attempts: int = 0
-    provisional: bool = False
-    cancel_pending: bool = False
-    cancelled: bool = False
-    answered: DialogId | None = None
-    early: dict[str, DialogId] = field(default_factory=dict)
-
-
-@dataclass
-class _ClientRequest:
-    key: str
-    request: Request
-    destination: Peer
-    credentials: Account | None
-    dialog: DialogId | None
-    auth_attempts: int = 0
-    internal: bool = False
-    "CANCEL, BYE of a raced call, ...: the TU never hears of it."
-
-
-@dataclass
-class _ServerPending:
-    request: Request
-    peer: Peer
-    local_tag: str
-    dialog: DialogId | None
-    "For a re-INVITE or in-dialog request: the dialog; for a new INVITE: set on 1xx/2xx."
-
-
-@dataclass
-class _AckWait:
-    """A 2xx we sent and retransmit until the ACK (RFC 3261 §13.3.1.4)."""
-
-    response: Response
-    interval: float
-    give_up_at: float
-    reinvite: bool
-
-
-class UserAgentCore:
-    def __init__(self, config: UaConfig | None = None) -> None:
-        self.config = config or UaConfig()
-        self.layer = TransactionLayer(self.config.timers)
-        self._events: deque[UaEvent] = deque()
-        self._ids = count(1)
-        self._invites: dict[str, _ClientInvite] = {}
-        self._invite_by_tx: dict[TransactionKey, str] = {}
-        self._requests: dict[str, _ClientRequest] = {}
-        self._request_by_tx: dict[TransactionKey, str] = {}
-        self._pending: dict[ServerTransactionKey, _ServerPending] = {}
-        self._dialogs: dict[DialogId, Dialog] = {}
-        self._ack_waits: dict[DialogId, _AckWait] = {}
-        self._acks: dict[DialogId, tuple[Request, Peer]] = {}
-        self._ack_schedule: Schedule[DialogId] = Schedule()
-        self.stats: dict[str, int] = {"dropped": 0, "rejected": 0}
-
-    # --- outputs --------------------------------------------------------------------
-
-    def data_to_send(self) -> list[tuple[bytes, Peer]]:
-        return self.layer.data_to_send()
-
-    def next_event(self) -> UaEvent | None:
-        return self._events.popleft() if self._events else None
-
-    def get_timer(self) -> float | None:
-        deadlines = [
-            t
-            for t in (
-                self.layer.get_timer(),
-                self._ack_schedule.next_deadline(),
-            )
-            if t is not None
-        ]
-        return min(deadlines) if deadlines else None
-
-    def dialog(self, dialog_id: DialogId) -> Dialog | None:
-        return self._dialogs.get(dialog_id)
-
-    def state_size(self) -> dict[str, int]:
-        """How much the UA holds, for leak checks and metrics."""
-        return {
-            "transactions": len(self.layer),
-            "invites": len(self._invites),
-            "requests": len(self._requests),
-            "pending": len(self._pending),
-            "dialogs": len(self._dialogs),
-            "ack_waits": len(self._ack_waits),
-            "acks": len(self._acks),
-        }
-
-    # --- inputs ---------------------------------------------------------------------
+class UserAgentCore(UacInvites):
+    """The user agent core; see the module docstring. Build it with a ``UaConfig``."""
 
     def receive_data(self, data: bytes, peer: Peer, now: float, *, stream: bool = False) -> None:
         """Feed one datagram or one framed stream message. Never raises for bad input."""
@@ -223,88 +92,6 @@ class UserAgentCore:
             self._ack_schedule.set(dialog_id, min(now + wait.interval, wait.give_up_at))
         self._pump(now)
 
-    # --- UAC: INVITE ----------------------------------------------------------------
-
-    def invite(
-        self,
-        request_uri: str,
-        destination: Peer,
-        now: float,
-        *,
-        from_uri: str,
-        to_uri: str | None = None,
-        from_name: str | None = None,
-        body: bytes = b"",
-        content_type: str = "application/sdp",
-        headers: list[tuple[str, str]] | None = None,
-        credentials: Account | None = None,
-    ) -> str:
-        """Send an INVITE; returns its handle. Events: CallProgress*, then CallAnswered
-        or CallFailed."""
-        request = self.new_request(
-            "INVITE", request_uri, destination, from_uri=from_uri, to_uri=to_uri,
-            from_name=from_name, body=body, content_type=content_type, headers=headers,
-        )  # fmt: skip
-        handle = request.call_id
-        tx_key = self.layer.send_request(request, destination, now)
-        self._invites[handle] = _ClientInvite(handle, request, destination, tx_key, credentials)
-        self._invite_by_tx[tx_key] = handle
-        return handle
-
-    def cancel(self, handle: str, now: float, *, reason: str | None = None) -> None:
-        """Give up on an INVITE we sent (RFC 3261 §9.1). CANCEL waits for a provisional."""
-        invite = self._invites.get(handle)
-        if invite is None or invite.cancelled or invite.answered is not None:
-            return
-        invite.cancelled = True
-        invite.cancel_pending = not invite.provisional
-        if invite.provisional:
-            self._send_cancel(invite, now, reason)
-
-    def _send_cancel(self, invite: _ClientInvite, now: float, reason: str | None = None) -> None:
-        cancel = build_cancel(invite.request)
-        if reason:
-            cancel.headers.add("Reason", reason)  # RFC 3326
-        self._send_internal(cancel, invite.destination, now)
-
-    # --- UAC: requests --------------------------------------------------------------
-
-    def new_request(
-        self,
-        method: str,
-        request_uri: str,
-        destination: Peer,
-        *,
-        from_uri: str,
-        to_uri: str | None = None,
-        from_name: str | None = None,
-        call_id: str | None = None,
-        cseq: int = 1,
-        body: bytes = b"",
-        content_type: str = "application/sdp",
-        headers: list[tuple[str, str]] | None = None,
-    ) -> Request:
-        """An out-of-dialog request with everything §8.1.1 asks for."""
-        out = Headers()
-        out.add("Via", self._via(destination))
-        out.add("Max-Forwards", "70")
-        display = f'"{from_name}" ' if from_name else ""
-        out.add("From", f"{display}<{from_uri}>;tag={new_tag()}")
-        out.add("To", f"<{to_uri or request_uri}>")
-        out.add("Call-ID", call_id or new_call_id(self.config.host))
-        out.add("CSeq", f"{cseq} {method}")
-        if method in ("INVITE", "REGISTER", "SUBSCRIBE", "REFER"):
-            out.add("Contact", self.contact(destination))
-        if method in ("INVITE", "OPTIONS"):
-            out.add("Allow", ", ".join(self.config.policy.allow))
-            out.add("Supported", ", ".join(self.config.policy.supported))
-        out.add("User-Agent", self.config.user_agent)
-        for name, value in headers or ():
-            out.add(name, value)
-        if body:
-            out.add("Content-Type", content_type)
-        return Request(out, body, method, request_uri)
-
     def send(
         self,
         request: Request,
@@ -316,7 +103,7 @@ class UserAgentCore:
         """Send a non-INVITE request outside a dialog; returns its key (stable across a
         digest retry). Events: ResponseReceived (1xx and the final) or RequestFailed."""
         key = f"r{next(self._ids)}"
-        self._start_request(_ClientRequest(key, request, destination, credentials, None), now)
+        self._start_request(ClientRequest(key, request, destination, credentials, None), now)
         return key
 
     def request_in_dialog(
@@ -338,7 +125,7 @@ class UserAgentCore:
             method, via=self._via(dialog.peer), body=body, headers=extra
         )
         key = f"r{next(self._ids)}"
-        pending = _ClientRequest(key, request, dialog.destination(), None, dialog_id)
+        pending = ClientRequest(key, request, dialog.destination(), None, dialog_id)
         if method == "BYE":
             # RFC 3261 §15.1.1: the session ends when the BYE is sent, not answered.
             self._end_dialog(dialog_id, by_remote=False, reason="BYE sent")
@@ -350,25 +137,6 @@ class UserAgentCore:
         if dialog_id in self._dialogs:
             headers = [("Reason", reason)] if reason else None
             self.request_in_dialog(dialog_id, "BYE", now, headers=headers)
-
-    def _bye_internal(self, dialog_id: DialogId, now: float) -> None:
-        """A BYE the TU did not ask for: its response is not reported."""
-        dialog = self._dialogs[dialog_id]
-        request = dialog.create_request("BYE", via=self._via(dialog.peer))
-        self._end_dialog(dialog_id, by_remote=False, reason="BYE sent")
-        self._send_internal(request, dialog.destination(), now)
-
-    def _start_request(self, pending: _ClientRequest, now: float) -> None:
-        tx_key = self.layer.send_request(pending.request, pending.destination, now)
-        self._requests[pending.key] = pending
-        self._request_by_tx[tx_key] = pending.key
-
-    def _send_internal(self, request: Request, destination: Peer, now: float) -> None:
-        key = f"i{next(self._ids)}"
-        pending = _ClientRequest(key, request, destination, None, None, internal=True)
-        self._start_request(pending, now)
-
-    # --- UAS ------------------------------------------------------------------------
 
     def respond(
         self,
@@ -415,29 +183,12 @@ class UserAgentCore:
                 # Retransmit only where the transport may lose it; wait for ACK anyway.
                 first = give_up if pending.peer.reliable else now + t1
                 reinvite = request.to.tag is not None
-                self._ack_waits[dialog_id] = _AckWait(response, t1, give_up, reinvite)
+                self._ack_waits[dialog_id] = AckWait(response, t1, give_up, reinvite)
                 self._ack_schedule.set(dialog_id, first)
             elif status >= 300 and request.to.tag is None:
                 self._dialogs.pop(dialog_id, None)  # the early dialog dies with the call
         self._pump(now)
         return dialog_id
-
-    # --- helpers --------------------------------------------------------------------
-
-    def _via(self, destination: Peer) -> str:
-        host, port = self.config.host, self.config.port
-        return f"SIP/2.0/{destination.transport} {host}:{port};branch={new_branch()};rport"
-
-    @staticmethod
-    def _new_via(old: str) -> str:
-        """The Via of a retried request: the same sent-by, a new branch."""
-        sent = old.split(";", 1)[0]
-        return f"{sent};branch={new_branch()};rport"
-
-    def contact(self, peer: Peer) -> str:
-        """Our Contact for messages to *peer*."""
-        suffix = "" if peer.transport == "UDP" else f";transport={peer.transport.lower()}"
-        return f"<sip:{self.config.user}@{self.config.host}:{self.config.port}{suffix}>"
 
     def _reject(self, message: Request | Response, error: ParseError, peer: Peer) -> None:
         """Answer a request that parsed but breaks a rule (400 naming it, 505, 416 ...);
@@ -459,13 +210,6 @@ class UserAgentCore:
             # the address it came from (what received/rport would say, RFC 3581).
             self.layer.send_stateless(response, peer)
 
-    def _send_2xx(self, dialog_id: DialogId, response: Response) -> None:
-        dialog = self._dialogs.get(dialog_id)
-        if dialog is not None:
-            destination = response_destination(response.top_via, dialog.peer)
-            if destination is not None:
-                self.layer.send_stateless(response, destination)
-
     def _ack_timed_out(self, dialog_id: DialogId, now: float) -> None:
         # RFC 3261 §13.3.1.4: no ACK in 64*T1: confirm, then end the session with BYE.
         if dialog_id in self._dialogs:
@@ -473,25 +217,6 @@ class UserAgentCore:
             request = dialog.create_request("BYE", via=self._via(dialog.peer))
             self._end_dialog(dialog_id, by_remote=True, reason="no ACK", status=408)
             self._send_internal(request, dialog.destination(), now)
-
-    def _end_dialog(
-        self,
-        dialog_id: DialogId,
-        *,
-        by_remote: bool,
-        reason: str,
-        request: Request | None = None,
-        status: int | None = None,
-    ) -> None:
-        dialog = self._dialogs.pop(dialog_id, None)
-        self._ack_waits.pop(dialog_id, None)
-        self._ack_schedule.cancel(dialog_id)
-        self._acks.pop(dialog_id, None)
-        if dialog is not None:
-            dialog.apply(DialogInput.TERMINATE)
-            self._events.append(DialogTerminated(dialog_id, by_remote, reason, request, status))
-
-    # --- the pump: transaction events -> UA events ---------------------------------
 
     def _pump(self, now: float) -> None:
         while (event := self.layer.next_event()) is not None:
@@ -535,7 +260,7 @@ class UserAgentCore:
         if request.method == "BYE":
             self.layer.send_response(response_for(request, 481), now)
             return
-        self._pending[key] = _ServerPending(request, peer, new_tag(), None)
+        self._pending[key] = ServerPending(request, peer, new_tag(), None)
         if request.method == "INVITE":
             self._events.append(IncomingCall(key, request, peer))
         else:
@@ -574,7 +299,7 @@ class UserAgentCore:
             self.layer.send_response(response_for(request, 200), now)  # §15.1.2
             self._end_dialog(dialog_id, by_remote=True, reason="BYE received", request=request)
             return
-        self._pending[key] = _ServerPending(request, peer, dialog_id.local_tag, dialog_id)
+        self._pending[key] = ServerPending(request, peer, dialog_id.local_tag, dialog_id)
         self._events.append(IncomingRequest(key, request, peer, dialog_id))
 
     def _on_ack(self, ack: Request) -> None:
@@ -620,7 +345,7 @@ class UserAgentCore:
         if not pending.internal:
             self._events.append(ResponseReceived(pending.key, response, pending.dialog))
 
-    def _retry_with_auth(self, pending: _ClientRequest, response: Response, now: float) -> bool:
+    def _retry_with_auth(self, pending: ClientRequest, response: Response, now: float) -> bool:
         if pending.credentials is None or pending.auth_attempts >= MAX_AUTH_ATTEMPTS:
             return False
         retry = authorize(pending.request, response, pending.credentials, self._new_via)
@@ -630,96 +355,6 @@ class UserAgentCore:
         pending.request = retry
         tx_key = self.layer.send_request(retry, pending.destination, now)
         self._request_by_tx[tx_key] = pending.key
-        return True
-
-    def _on_invite_response(self, handle: str, response: Response, now: float) -> None:
-        invite = self._invites.get(handle)
-        if invite is None:
-            return
-        code = response.status_code
-        dialog_id = dialog_id_of_response(response)
-        if code < 200:
-            if invite.cancel_pending:  # RFC 3261 §9.1: any provisional, 100 included
-                invite.cancel_pending = False
-                self._send_cancel(invite, now)
-            invite.provisional = True
-            early = None
-            if code > 100 and dialog_id is not None and not invite.cancelled:
-                if dialog_id not in self._dialogs:
-                    self._dialogs[dialog_id] = Dialog.from_uac(invite.request, response,
-                                                               invite.destination)  # fmt: skip
-                invite.early[dialog_id.remote_tag] = dialog_id
-                early = dialog_id
-            if not invite.cancelled:
-                self._events.append(CallProgress(handle, response, early))
-            return
-        if 200 <= code < 300:
-            self._on_invite_2xx(invite, response, dialog_id, now)
-            return
-        if (
-            code in (401, 407)
-            and not invite.cancelled
-            and self._retry_invite(invite, response, now)
-        ):
-            return
-        self._invites.pop(handle, None)
-        for early_id in invite.early.values():
-            self._dialogs.pop(early_id, None)
-        self._events.append(CallFailed(handle, code, response, invite.cancelled))
-
-    def _on_invite_2xx(
-        self, invite: _ClientInvite, response: Response, dialog_id: DialogId | None, now: float
-    ) -> None:
-        if dialog_id is None:
-            raise RemoteProtocolError("2xx without tags")
-        if dialog_id in self._acks:
-            request, peer = self._acks[dialog_id]  # retransmitted 2xx: ACK again
-            self.layer.send_stateless(request, peer)
-            return
-        dialog = self._dialogs.get(dialog_id)
-        if dialog is None:
-            dialog = Dialog.from_uac(invite.request, response, invite.destination)
-            self._dialogs[dialog_id] = dialog
-        else:
-            dialog.remote_uri = response.to
-            dialog.receive_response(response)
-            # RFC 3261 §13.2.2.4: the 2xx recomputes the early dialog's route set.
-            fresh = Dialog.from_uac(invite.request, response, invite.destination)
-            dialog.route_set = fresh.route_set
-        if dialog.state.name == "EARLY":
-            dialog.apply(DialogInput.CONFIRM)
-        self._ack_2xx(dialog_id, response, now)
-        if invite.cancelled or invite.answered is not None:
-            # The 200 raced our CANCEL, or a second fork answered: ACK, then BYE.
-            self._bye_internal(dialog_id, now)
-            if invite.answered is None:
-                self._invites.pop(invite.handle, None)
-                self._events.append(CallFailed(invite.handle, 487, response, cancelled=True))
-            return
-        invite.answered = dialog_id
-        for tag, early_id in invite.early.items():
-            if tag != dialog_id.remote_tag:
-                self._dialogs.pop(early_id, None)
-        self._events.append(CallAnswered(invite.handle, response, dialog_id))
-
-    def _ack_2xx(self, dialog_id: DialogId, response: Response, now: float) -> None:
-        dialog = self._dialogs[dialog_id]
-        ack = dialog.create_request("ACK", via=self._via(dialog.peer), cseq=dialog.invite_seq)
-        destination = dialog.destination()
-        self._acks[dialog_id] = (ack, destination)
-        self.layer.send_stateless(ack, destination)
-
-    def _retry_invite(self, invite: _ClientInvite, response: Response, now: float) -> bool:
-        if invite.credentials is None or invite.auth_attempts >= MAX_AUTH_ATTEMPTS:
-            return False
-        retry = authorize(invite.request, response, invite.credentials, self._new_via)
-        if retry is None:
-            return False
-        invite.auth_attempts += 1
-        invite.request = retry
-        invite.provisional = False
-        invite.tx_key = self.layer.send_request(retry, invite.destination, now)
-        self._invite_by_tx[invite.tx_key] = invite.handle
         return True
 
     def _on_no_response(self, tx_key: TransactionKey, status: int, now: float) -> None:
