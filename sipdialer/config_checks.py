@@ -74,6 +74,7 @@ FREESWITCH_CAUSES: tuple[str, ...] = (
 
 DIALER_CAUSES: tuple[str, ...] = (
     "NO_ROUTE", "MEMBER_EXPIRED", "MAX_TRY_COUNT", "ABANDONED", "PROCESS_CRASH",
+    "NO_COMMUNICATIONS",
 )  # fmt: skip
 """Causes the dialer itself assigns (Webitel 3.x names)."""
 
