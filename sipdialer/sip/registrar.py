@@ -115,7 +115,9 @@ class RegistrarConfig:
     nonce). MD5 comes first on purpose: sipp 3.6.1 answers only the first challenge and
     gives up on anything but MD5; pyVoIP reads the last line but always answers MD5.
     The price: clients following RFC 8760 §2.4 (topmost supported) pick MD5 too. Put
-    SHA-256 first when no such phone is in the office."""
+    SHA-256 first when no such phone is in the office. baresip 1.0 gives up on a 401
+    with any non-MD5 line, so the running system (``transport.registrar.build_registrar``)
+    offers MD5 alone."""
     allow_no_qop: bool = True
     "Accept RFC 2069 digests from phones that ignore qop (pyVoIP)."
     lockout: LockoutConfig = field(default_factory=LockoutConfig)

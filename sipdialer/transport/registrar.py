@@ -55,6 +55,12 @@ Listener = Callable[[RegistrarEvent], None]
 P = ParamSpec("P")
 R = TypeVar("R")
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+PHONE_ALGORITHMS = ("MD5",)
+"""The digest challenges ``build_registrar`` offers when *base* is not given: MD5 only.
+baresip 1.0.0 (Debian 12, libre 1.x) fails with ENOSYS ("Register: Function not
+implemented") on a 401 carrying *any* non-MD5 challenge, even beside an MD5 one, so
+offering SHA-256 too keeps it from ever registering or dialling a feature code
+(tests/interop/test_baresip_interop.py). sipp and pyVoIP answer MD5 as well."""
 
 
 def build_registrar(
@@ -66,11 +72,12 @@ def build_registrar(
 ) -> RegistrarCore:
     """A core for the configured agents. Realm and qualify interval come from ``[sip]``;
     our domains are the realm, the listen host and the public host (any IP literal when
-    listening on a wildcard address). Other settings come from *base* (defaults)."""
+    listening on a wildcard address). Other settings come from *base* (defaults, with
+    the challenges limited to ``PHONE_ALGORITHMS``)."""
     hosts = dict.fromkeys((sip.listen_host, sip.public_host))
     domains = tuple(h for h in hosts if h not in _WILDCARD_HOSTS)
     config = replace(
-        base or RegistrarConfig(),
+        base or RegistrarConfig(algorithms=PHONE_ALGORITHMS),
         realm=sip.realm,
         domains=domains,
         any_ip_literal=sip.listen_host in _WILDCARD_HOSTS,
