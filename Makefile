@@ -29,6 +29,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/sip_parse.py
 	$(BIN)/python bench/sip_uas.py
+	$(BIN)/python bench/rtp_rewrite.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
