@@ -1,65 +1,31 @@
 """The confirmation beep of a feature-code call, sent as RTP (RFC 3550) in G.711.
 
-Two 100 ms bursts of 1 kHz with 100 ms between, paced at 20 ms per packet. The
-general media plane (relay, players, port pool) is its own package; this is the
-smallest sender that lets a phone hear that its code was taken.
+Two 100 ms bursts of 1 kHz with 100 ms between (``media.tones.CONFIRMATION``),
+paced at 20 ms per packet from the port our SDP answer named. A later step can move
+this onto ``media.player.FramePlayer`` and ``media.udp.play`` with the port pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import secrets
 import socket
 import struct
 
+from sipdialer.media.g711 import PCMA, PCMU
+from sipdialer.media.tones import CONFIRMATION
+from sipdialer.media.tones import frames as tone_frames
+
 from .udp import is_ip_literal
 
 BEEP_SECONDS = 0.3
+"Length of ``tones.CONFIRMATION``: 100 ms on, 100 ms off, 100 ms on."
 _SAMPLES = 160  # 20 ms at 8 kHz
-
-
-def _ulaw(sample: int) -> int:
-    """ITU-T G.711 µ-law encoding of one 16-bit linear sample."""
-    bias, clip = 0x84, 32635
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(abs(sample), clip) + bias
-    exponent = 7
-    for exp in range(7, -1, -1):
-        if magnitude & (0x4000 >> (7 - exp)):
-            exponent = exp
-            break
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
-def _alaw(sample: int) -> int:
-    """ITU-T G.711 A-law encoding of one 16-bit linear sample."""
-    sign = 0x00 if sample < 0 else 0x80
-    magnitude = min(abs(sample), 32767) >> 3
-    if magnitude < 32:
-        code = magnitude >> 1
-    else:
-        exponent = magnitude.bit_length() - 5
-        code = (exponent << 4) | ((magnitude >> exponent) & 0x0F)
-    return (sign | code) ^ 0x55
 
 
 def frames(payload_type: int) -> list[bytes]:
     """The beep as 20 ms G.711 frames (PCMU for PT 0, PCMA otherwise)."""
-    encode = _ulaw if payload_type == 0 else _alaw
-    silence = bytes([encode(0)]) * _SAMPLES
-    out = []
-    for index in range(int(BEEP_SECONDS / 0.02)):
-        if (index // 5) % 2:  # 100 ms on, 100 ms off
-            out.append(silence)
-            continue
-        start = index * _SAMPLES
-        out.append(bytes(
-            encode(int(8000 * math.sin(2 * math.pi * 1000 * (start + n) / 8000)))
-            for n in range(_SAMPLES)
-        ))  # fmt: skip
-    return out
+    return tone_frames(CONFIRMATION.pcm(), PCMU if payload_type == 0 else PCMA)
 
 
 async def send_beep(
