@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from sipdialer.sip.message import Response, parse_message
 
@@ -24,21 +25,6 @@ STOP = 5.0
 "Seconds it may take to stop after a signal."
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def start(config: Path) -> subprocess.Popen[str]:

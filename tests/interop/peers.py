@@ -59,22 +59,6 @@ def python_module(name: str) -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now (as netutil.free_port;
-    ``tests/transport`` is not on sys.path when only this folder is collected)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
-
-
 def free_udp_range(count: int) -> int:
     """The first (even) port of *count* consecutive UDP ports free on 127.0.0.1 now."""
     for _ in range(200):

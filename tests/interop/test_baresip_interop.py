@@ -22,13 +22,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from peers import (
     DATA,
     BaresipCtrl,
     Program,
     System,
     fill,
-    free_port,
     free_udp_range,
     phone_system,
     program,

@@ -17,11 +17,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from peers import (
     DATA,
     PYTHON,
     Program,
-    free_port,
     phone_system,
     program,
     python_module,

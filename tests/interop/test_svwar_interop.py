@@ -23,7 +23,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from peers import Program, free_port, phone_system, program, running
+from helpers import free_port
+from peers import Program, phone_system, program, running
 
 from sipdialer.sip.bindings import SourceLockedOut
 from sipdialer.sip.peer import Peer
