@@ -83,6 +83,17 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+def _trunk_sim(args: argparse.Namespace) -> int:
+    from sipdialer.simulate.trunk_serve import run  # late: asyncio, sockets
+
+    try:
+        return run(args.listen, args.behave, defaults=not args.no_defaults,
+                   username=args.username, password=args.password, rtp_ports=args.rtp_ports,
+                   duration=args.duration)  # fmt: skip
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
 def _not_implemented(args: argparse.Namespace) -> int:
     print(f"sipdialer {args.command}: not implemented yet", file=sys.stderr)
     return EXIT_UNAVAILABLE
@@ -113,6 +124,15 @@ def _delimiter(text: str) -> str:
     if len(value) != 1:
         raise argparse.ArgumentTypeError(f"must be one character (or '\\t'), got {text!r}")
     return value
+
+
+def _behaviour(text: str) -> object:
+    from sipdialer.simulate.behaviour import BehaviourError, parse_behaviour
+
+    try:
+        return parse_behaviour(text)
+    except BehaviourError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _column_map(text: str) -> dict[str, int]:
@@ -219,9 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output format (default: table)")  # fmt: skip
 
     sim = _command(
-        commands, "trunk-sim", _not_implemented, "run the simulated SIP trunk",
-        "Run the loopback SIP trunk used by the demo and the tests.",
+        commands, "trunk-sim", _trunk_sim, "run the simulated SIP trunk",
+        "Run the loopback SIP trunk used by the demo and the tests until SIGINT/SIGTERM;"
+        " one line per call. Numbers follow the demo's plan (sipdialer.simulate.behaviour)"
+        " after any --behave rows.",
     )  # fmt: skip
     sim.add_argument("--listen", default="127.0.0.1:5080", metavar="HOST:PORT",
                      help="address to listen on (default: 127.0.0.1:5080)")  # fmt: skip
+    sim.add_argument("--behave", type=_behaviour, action="append", default=[], metavar="SPEC",
+                     help="'PATTERN word ...', e.g. '^555 early ring=2 status=486 codec=PCMA';"
+                          " repeatable, tried in order before the defaults")  # fmt: skip
+    sim.add_argument("--no-defaults", action="store_true",
+                     help="do not add the demo's number plan after the --behave rows")  # fmt: skip
+    sim.add_argument("--username", default=None, help="digest user for REGISTER/challenges")
+    sim.add_argument("--password", default=None, help="digest password")
+    sim.add_argument("--rtp-ports", default="40000-40999", metavar="LOW-HIGH",
+                     help="RTP port range (default: 40000-40999)")  # fmt: skip
+    sim.add_argument("--duration", type=float, default=None, metavar="S",
+                     help="stop after S seconds (default: run until SIGINT/SIGTERM)")  # fmt: skip
     return parser

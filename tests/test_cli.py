@@ -145,7 +145,6 @@ def test_run_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
         ],
         ["members", "-c", "x.toml", "--campaign", "reminders"],
         ["report", "-c", "x.toml", "--campaign", "reminders", "--format", "json"],
-        ["trunk-sim"],
     ],
 )  # fmt: skip
 def test_placeholders(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
