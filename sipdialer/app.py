@@ -2,9 +2,11 @@
 
 ``PhoneSystem`` is what exists so far: the SIP endpoint on ``[sip] listen`` (UDP and
 TCP), the registrar of the configured agents' phones (bindings in ``[store] url``),
-the agents' state machines (registered or not, status), and the feature codes a phone
-dials to set its agent's status. Later issues attach the calls layer, the engine and
-the API to the same loop.
+the agents' state machines (registered or not, status), the feature codes a phone
+dials to set its agent's status, the media bridge (``[media]``: RTP ports, media
+timeout, ringback, recordings) and the call service that runs progressive calls over
+them (``transport/calls.py``). Closing hangs up live calls with SYSTEM_SHUTDOWN. Later
+issues attach the engine and the API to the same loop.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import signal
 from sipdialer.config import Config
 from sipdialer.dialer.agents import Agents, AgentSettings
 from sipdialer.dialer.feature_codes import FeatureCodeMap
+from sipdialer.media.bridge import MediaManager
+from sipdialer.media.ports import PortPool
+from sipdialer.media.tones import ringback
 from sipdialer.sip.bindings import BindingAdded, BindingExpired, BindingRemoved, RegistrarEvent
 from sipdialer.sip.timers import TimerConfig
 from sipdialer.sip.ua import UaConfig
 from sipdialer.store.bindings import BindingStore
+from sipdialer.transport.calls import CallService
 from sipdialer.transport.endpoint import SipEndpoint
 from sipdialer.transport.feature_calls import FeatureCallService
 from sipdialer.transport.registrar import RegistrarService, build_registrar
@@ -41,7 +47,8 @@ def ua_config(config: Config) -> UaConfig:
 
 
 class PhoneSystem:
-    """The endpoint, the registrar, the agents and the feature codes, wired together."""
+    """The endpoint, the registrar, the agents, the feature codes, the media bridge and
+    the call service, wired together."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -55,6 +62,16 @@ class PhoneSystem:
             self.endpoint, self.registrar, self.agents,
             FeatureCodeMap.from_config(config.sip.feature_codes), config.media,
         )  # fmt: skip
+        media = config.media
+        self.media = MediaManager(
+            self.endpoint.ua.config.host, PortPool.from_range(media.rtp_ports),
+            media_timeout=media.media_timeout, ringback=ringback(media.ringback),
+            recordings_dir=media.recordings_dir or None,
+        )  # fmt: skip
+        self.calls = CallService(self.endpoint, self.registrar, self.agents, config, self.media)
+        # In-dialog INVITEs come to the endpoint's one INVITE handler (the feature calls');
+        # those of progressive calls belong to the call service.
+        self.features.in_dialog = self.calls.in_dialog.on_request
         self.registrar.on_event(self._on_binding)
         self.address: tuple[str, int] | None = None
 
@@ -69,6 +86,8 @@ class PhoneSystem:
         return self.address
 
     async def close(self) -> None:
+        await self.calls.close()
+        await self.media.close()
         await self.features.close()
         self.registrar.close()
         await self.endpoint.close()

@@ -26,12 +26,13 @@ from sipdialer.sip.ua_events import (
     CallConfirmed,
     DialogTerminated,
     IncomingCall,
+    IncomingRequest,
     UaEvent,
 )
 from sipdialer.sip.uri import SipUri
 
 from .beep import BEEP_SECONDS, send_beep
-from .endpoint import SipEndpoint
+from .endpoint import Handler, SipEndpoint
 from .registrar import RegistrarService
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class FeatureCallService:
         self._calls: dict[DialogId, tuple[str, int, int, int]] = {}
         "Answered feature calls: dialog → (remote RTP host, port, payload type, our port)."
         self._tasks: dict[DialogId, asyncio.Task[None]] = {}
+        self.in_dialog: Handler | None = None
+        "Gets the in-dialog INVITEs (re-INVITEs) this handler receives: the call service's."
         endpoint.on_request("INVITE", self._on_invite)
         endpoint.on_event(self._on_event)
 
@@ -66,6 +69,9 @@ class FeatureCallService:
                 await task
 
     def _on_invite(self, event: UaEvent) -> None:
+        if isinstance(event, IncomingRequest) and self.in_dialog is not None:
+            self.in_dialog(event)
+            return
         if not isinstance(event, IncomingCall):
             return
         ua, now, request = self.endpoint.ua, self.endpoint.now, event.request
