@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python bench/sip_parse.py
 	$(BIN)/python bench/sip_uas.py
 	$(BIN)/python bench/rtp_rewrite.py
+	$(BIN)/python bench/member_lease.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

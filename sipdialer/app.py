@@ -30,6 +30,7 @@ from sipdialer.transport.calls import CallService
 from sipdialer.transport.endpoint import SipEndpoint
 from sipdialer.transport.feature_calls import FeatureCallService
 from sipdialer.transport.registrar import RegistrarService, build_registrar
+from sipdialer.transport.trunk_register import TrunkRegistration
 
 log = logging.getLogger("sipdialer")
 
@@ -72,6 +73,10 @@ class PhoneSystem:
         # In-dialog INVITEs come to the endpoint's one INVITE handler (the feature calls');
         # those of progressive calls belong to the call service.
         self.features.in_dialog = self.calls.in_dialog.on_request
+        self.trunk_registrations = [
+            TrunkRegistration(self.endpoint, trunk) for trunk in config.trunks if trunk.register_
+        ]
+        "Trunks with ``register = true``: their accounts are kept registered with the provider."
         self.registrar.on_event(self._on_binding)
         self.address: tuple[str, int] | None = None
 
@@ -82,11 +87,15 @@ class PhoneSystem:
         now = self.endpoint.now
         for agent in self.agents:
             agent.set_registered(now, self.registrar.is_registered(agent.id))
+        for registration in self.trunk_registrations:
+            await registration.start()
         log.info("SIP listening on %s:%d (UDP and TCP)", *self.address)
         return self.address
 
     async def close(self) -> None:
         await self.calls.close()
+        for registration in self.trunk_registrations:
+            await registration.close()
         await self.media.close()
         await self.features.close()
         self.registrar.close()
