@@ -30,6 +30,8 @@ bench: setup
 	$(BIN)/python bench/sip_parse.py
 	$(BIN)/python bench/sip_uas.py
 	$(BIN)/python bench/rtp_rewrite.py
+	$(BIN)/python bench/media_relay.py
+	$(BIN)/python bench/originate.py
 	$(BIN)/python bench/member_lease.py
 
 clean:
