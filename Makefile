@@ -14,7 +14,7 @@ $(BIN)/sipdialer: pyproject.toml
 setup: $(BIN)/sipdialer
 
 demo: setup
-	$(BIN)/sipdialer --help
+	$(BIN)/sipdialer demo
 
 test: setup
 	$(BIN)/ruff check sipdialer tests bench

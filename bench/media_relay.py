@@ -20,10 +20,12 @@ Per step (a number of calls), for ``--seconds``:
   (above ~0.05 s the machine could not give it the time: the step is not clean).
 
 The same-run baseline is a trivial forwarder in this process: the same socket pairs from
-the same pool (``media.udp.open_rtp_pair``, the same ``add_reader`` drain loop), whose
-receiver sends each datagram to the other side unchanged: no parsing, latching,
-rewriting or counters. ``ratio`` = relay µs/pkt over baseline µs/pkt at the same N: the
-cost of the relay's per-packet work over the bare socket path.
+the same pool (``media.udp.open_rtp_pair``), read the same way (the loop's
+``media.fastio.Poller``, a ``set_rtp_reader`` handler doing ``recvfrom_into`` then
+``sendto`` of the buffer), sending each datagram to the other side unchanged: no
+parsing, latching, rewriting or counters. ``ratio`` = relay µs/pkt over baseline µs/pkt
+at the same N: the cost of the relay's per-packet work over the bare socket path. The
+per-step line also gives the kernel's share of the CPU and the datagrams per wake-up.
 
 Usage: ``python bench/media_relay.py [--calls 100,250,500,1000,1500] [--seconds 4]
 [--transcode] [--ports 30000-39999]``. Each step takes ``--seconds`` plus about a second
@@ -37,6 +39,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import multiprocessing as mp
+import os
 import platform
 import select
 import socket
@@ -46,11 +49,16 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
+# numpy's OpenBLAS threads busy-wait after a BLAS call and are counted in this process's
+# CPU time: one thread, so the relay's CPU is the relay's.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 from numpy.typing import NDArray
 
 from sipdialer.media import g711
 from sipdialer.media.bridge import CallMedia, MediaManager, StreamSpec
+from sipdialer.media.fastio import poller_for
 from sipdialer.media.ports import PortPool
 from sipdialer.media.tones import RINGBACK_EU
 from sipdialer.media.udp import RtpSocket, open_rtp_pair, raise_open_file_limit, set_buffers
@@ -270,34 +278,52 @@ async def open_baseline(
         agent_side = await open_rtp_pair(HOST, pool)
         member_side = await open_rtp_pair(HOST, pool)
         # The bare path: what arrives from one side leaves the other, as it is.
-        agent_side.on_rtp = _forward(member_side, peers[1])
-        member_side.on_rtp = _forward(agent_side, peers[0])
+        agent_side.set_rtp_reader(_forward(agent_side, member_side, peers[1]))
+        member_side.set_rtp_reader(_forward(member_side, agent_side, peers[0]))
         socks += [agent_side, member_side]
         ports.append((agent_side.pair.rtp, member_side.pair.rtp))
     return socks, ports
 
 
 def _forward(
-    out: RtpSocket, to: tuple[str, int]
-) -> Callable[[bytes, tuple[str, int], float], None]:
-    send = out.send
+    inbound: RtpSocket, outbound: RtpSocket, to: tuple[str, int]
+) -> Callable[[float], None]:
+    # The same shape as media.bridge's per-direction reader, minus CallRelay.rtp_into.
+    recv_into = inbound.rtp_socket.recvfrom_into
+    sendto = outbound.rtp_socket.sendto
+    buf = inbound.poller.buffer
+    views = inbound.poller.views
 
-    def receive(data: bytes, addr: tuple[str, int], now: float) -> None:
-        send(data, to)
+    def read(now: float) -> None:
+        try:
+            n, _ = recv_into(buf)
+        except OSError:
+            return
+        try:
+            sendto(views[n], to)
+        except OSError:
+            outbound.dropped += 1
 
-    return receive
+    return read
 
 
 async def step(
     conn: Connection, ports: list[tuple[int, int]], seconds: float, transcode: bool
 ) -> dict[str, float]:
     loop = asyncio.get_running_loop()
+    poller = poller_for(loop)
     await asyncio.sleep(0.2)  # let the loop settle after opening the sockets
+    wakes0 = poller.wakes
     cpu0 = time.process_time()
+    sys0 = os.times().system
     conn.send((ports, seconds, transcode))
     sent, received, p50, p99, late, gen_cpu = await loop.run_in_executor(None, conn.recv)
     cpu_seconds = time.process_time() - cpu0
+    sys_seconds = os.times().system - sys0
+    wakes = poller.wakes - wakes0
     return {
+        "sys": 100.0 * sys_seconds / cpu_seconds if cpu_seconds else float("nan"),
+        "per_wake": received / wakes if wakes else float("nan"),
         "sent": sent,
         "late": late,
         "loss": 100.0 * (sent - received) / sent if sent else 0.0,
@@ -349,9 +375,12 @@ async def main() -> None:
             rows.append((calls, relay, base))
             print(
                 f"{calls:>5} calls  relay: loss {relay['loss']:.3f} % p50 {relay['p50']:.2f} ms "
-                f"p99 {relay['p99']:.2f} ms cpu {relay['cpu']:.0f} %  |  baseline: loss "
+                f"p99 {relay['p99']:.2f} ms cpu {relay['cpu']:.0f} % {relay['us']:.1f} µs/pkt "
+                f"({relay['sys']:.0f} % kernel) "
+                f"{relay['per_wake']:.0f}/wake  |  baseline: loss "
                 f"{base['loss']:.3f} % p50 {base['p50']:.2f} p99 {base['p99']:.2f} cpu "
-                f"{base['cpu']:.0f} %  (seq gaps seen by the relay: {lost}; generator lag "
+                f"{base['cpu']:.0f} % {base['us']:.1f} µs/pkt ({base['sys']:.0f} % kernel)  "
+                f"(seq gaps seen by the relay: {lost}; generator lag "
                 f"{relay['late']:.2f} / {base['late']:.2f} s)",
                 flush=True,
             )

@@ -5,8 +5,12 @@ TCP), the registrar of the configured agents' phones (bindings in ``[store] url`
 the agents' state machines (registered or not, status), the feature codes a phone
 dials to set its agent's status, the media bridge (``[media]``: RTP ports, media
 timeout, ringback, recordings) and the call service that runs progressive calls over
-them (``transport/calls.py``). Closing hangs up live calls with SYSTEM_SHUTDOWN. Later
-issues attach the engine and the API to the same loop.
+them (``transport/calls.py``). Closing hangs up live calls with SYSTEM_SHUTDOWN.
+
+``serve()`` runs a ``PhoneSystem`` and, on it, the dialer (``dialer/runner.py``:
+``DialerRunner``, the engine with the store), plus any ``extra`` tasks that take the
+started runner (the REST API, a demo's driver) in the same event loop, until
+SIGINT/SIGTERM; then it closes them in reverse order.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sipdialer.config import Config
 from sipdialer.dialer.agents import Agents, AgentSettings
@@ -31,6 +37,9 @@ from sipdialer.transport.endpoint import SipEndpoint
 from sipdialer.transport.feature_calls import FeatureCallService
 from sipdialer.transport.registrar import RegistrarService, build_registrar
 from sipdialer.transport.trunk_register import TrunkRegistration
+
+if TYPE_CHECKING:
+    from sipdialer.dialer.runner import DialerRunner
 
 log = logging.getLogger("sipdialer")
 
@@ -115,8 +124,33 @@ class PhoneSystem:
             log.info("agent %s %s", agent_id, "registered" if registered else "unregistered")
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
-    """Run until *stop* is set or SIGINT/SIGTERM arrives; then close cleanly."""
+Extra = Callable[["DialerRunner"], Awaitable[None]]
+"""A task to run next to the dialer (the REST API, a demo's driver): it gets the started
+runner and runs until it returns (which stops the dialer) or is cancelled at shutdown."""
+
+
+async def serve(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    extra: Sequence[Extra] = (),
+    *,
+    on_started: Callable[[DialerRunner], None] | None = None,
+    node: str | None = None,
+) -> int:
+    """Run the phone system and the dialer until *stop* is set or SIGINT/SIGTERM arrives.
+
+    Order: the phone system starts (SIP, registrar, media), then the runner (store, sync,
+    crash recovery, campaigns), then each of ``extra`` as a task with the runner; at the end
+    the ``extra`` tasks are cancelled, the runner closes (no new calls, live calls hung up
+    and judged), then the phone system. ``on_started(runner)`` is called once the runner is
+    started (tests, the demo). ``node``: the lease owner's name (default
+    ``$SIPDIALER_NODE``, else ``hostname:listen``; see ``dialer/runner.py``). An ``extra``
+    that returns stops the dialer (a demo's driver, when its campaign is done); one that
+    fails, or a store failure in the runner (``runner.failed``), makes it exit 1.
+    """
+    from sipdialer.dialer.runner import DialerRunner  # late: the store (sqlalchemy)
+    from sipdialer.store.sync import SyncError
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -124,19 +158,54 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
     system = PhoneSystem(config)
     await system.start()
+    runner = DialerRunner(config, system, node=node)
+    tasks: list[asyncio.Task[None]] = []
+    status = 0
     try:
-        await stop.wait()
+        try:
+            await runner.start()
+        except SyncError as exc:  # the file and the store disagree: say so, exit 1
+            log.error("cannot start the dialer: %s", exc)
+            return 1
+        if on_started is not None:
+            on_started(runner)
+        tasks = [asyncio.ensure_future(task(runner)) for task in extra]
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(runner.failed.wait())]
+        done, _ = await asyncio.wait([*waiters, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        status = 1 if runner.failed.is_set() else 0
+        for task in done:
+            if task not in waiters and not task.cancelled() and task.exception() is not None:
+                log.error("stopping: %r failed", task, exc_info=task.exception())
+                status = 1
     finally:
         log.info("stopping")
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await runner.close()
         await system.close()
+        runner.db.dispose()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-    return 0
+    return status
 
 
-def run(config: Config) -> int:
+def run(config: Config, extra: Sequence[Extra] = (), *, api: bool = True) -> int:
+    """``sipdialer run``: the dialer, plus the REST API, the dashboard and ``/metrics``
+    on ``[api] listen`` (``api=False`` leaves them out)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return asyncio.run(serve(config))
+    tasks = list(extra)
+    if api:
+        # Imported here: FastAPI and uvicorn are only needed when the API is served.
+        from sipdialer.api.dashboard import dashboard_routers
+        from sipdialer.api.server import api_task
+
+        tasks.insert(0, api_task(config, lambda runner: dashboard_routers(runner, config)))
+    return asyncio.run(serve(config, extra=tasks))

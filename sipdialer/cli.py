@@ -2,13 +2,17 @@
 
 A thin shell: it parses arguments, loads the configuration and hands over to the
 application. ``main(argv)`` returns the exit status instead of exiting, so tests can call
-it: 0 success, 1 invalid configuration, 2 usage error or a command that cannot run.
+it: 0 success, 1 invalid configuration (and a demo whose checks failed), 2 usage error or a
+command that cannot run, 3 ``import --strict`` with refused rows, 130 interrupted.
+
+``import``, ``members`` and ``report`` live in ``cli_import.py`` and ``cli_report.py`` (on
+the store, the dialer need not run); ``demo`` in ``cli_demo.py``, ``demo*.py``. They are
+imported when their command runs, so ``--help`` and ``check`` stay quick.
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -94,9 +98,40 @@ def _trunk_sim(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
-def _not_implemented(args: argparse.Namespace) -> int:
-    print(f"sipdialer {args.command}: not implemented yet", file=sys.stderr)
-    return EXIT_UNAVAILABLE
+def _import(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    from sipdialer import cli_import  # late: the store (SQLAlchemy)
+
+    return cli_import.run(config, args)
+
+
+def _members(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    from sipdialer import cli_report
+
+    return cli_report.run_members(config, args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    from sipdialer import cli_report
+
+    return cli_report.run_report(config, args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sipdialer import cli_demo  # late: asyncio, sockets, the whole dialer
+
+    try:
+        return cli_demo.run(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 # --- argument types ------------------------------------------------------------------------
@@ -113,17 +148,21 @@ def _positive_int(text: str) -> int:
 
 
 def _encoding(text: str) -> str:
+    from sipdialer.importer import check_encoding
+
     try:
-        return codecs.lookup(text).name
-    except LookupError:
-        raise argparse.ArgumentTypeError(f"unknown encoding: {text!r}") from None
+        return check_encoding(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _delimiter(text: str) -> str:
-    value = {"\\t": "\t", "tab": "\t"}.get(text, text)
-    if len(value) != 1:
-        raise argparse.ArgumentTypeError(f"must be one character (or '\\t'), got {text!r}")
-    return value
+    from sipdialer.importer import check_delimiter
+
+    try:
+        return check_delimiter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _behaviour(text: str) -> object:
@@ -135,17 +174,16 @@ def _behaviour(text: str) -> object:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _column_map(text: str) -> dict[str, int]:
-    """``name=0,number=1`` → ``{"name": 0, "number": 1}`` (0-based CSV columns)."""
-    mapping: dict[str, int] = {}
-    for item in text.split(","):
-        field, sep, column = item.strip().partition("=")
-        if not sep or not field or not column.strip().isdigit():
-            raise argparse.ArgumentTypeError(f"expected FIELD=COLUMN[,...], got {item!r}")
-        if field in mapping:
-            raise argparse.ArgumentTypeError(f"field {field!r} mapped twice")
-        mapping[field] = int(column)
-    return mapping
+def _column_map(text: str) -> str:
+    """A ``--map`` checked now (usage error), kept as text: the importer resolves header
+    names once it has read the header (``sipdialer.importer.mapping``)."""
+    from sipdialer.importer import MappingError, parse_mapping
+
+    try:
+        parse_mapping(text)
+    except MappingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 # --- the parser ----------------------------------------------------------------------------
@@ -177,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sipdialer",
         description="A progressive outbound dialer that is its own SIP phone system.",
-        epilog="Start with: sipdialer check -c config.example.toml",
+        epilog="Start with: sipdialer demo (no configuration needed), then sipdialer check -c"
+        " config.example.toml",
     )
     parser.add_argument("--version", action="version", version=f"sipdialer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -197,19 +236,41 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(check)
 
     demo = _command(
-        commands, "demo", _not_implemented, "run a complete demo campaign on this machine",
+        commands, "demo", _demo, "run a complete demo campaign on this machine",
         "Run a campaign with no configuration: the dialer, a simulated trunk and simulated"
-        " agent phones, all speaking real SIP/RTP on 127.0.0.1.",
+        " agent phones, all speaking real SIP/RTP on 127.0.0.1, with a throw-away SQLite"
+        " store. Shows the agents and the campaign live, ends with the summary (about a"
+        " minute with the defaults). --fast runs the same campaign on a simulated clock"
+        " instead: no SIP, the engine alone, in seconds.",
     )  # fmt: skip
     demo.add_argument("--agents", type=_positive_int, default=3, metavar="N",
                       help="simulated agent phones (default: 3)")  # fmt: skip
     demo.add_argument("--members", type=_positive_int, default=20, metavar="M",
                       help="members to dial (default: 20)")  # fmt: skip
-    demo.add_argument("--fast", action="store_true", help="run on a simulated clock")
+    demo.add_argument("--fast", action="store_true",
+                      help="run on a simulated clock (no SIP; any size in seconds)")  # fmt: skip
+    demo.add_argument("--store", default=None, metavar="FILE",
+                      help="keep the SQLite store in FILE"
+                           " (default: a temporary file, removed)")  # fmt: skip
+    demo.add_argument("--json", default=None, metavar="FILE",
+                      help="also write the summary as JSON to FILE ('-' = stdout)")  # fmt: skip
+    demo.add_argument("--seed", type=int, default=1, metavar="N",
+                      help="seed of the members' number mix (default: 1)")  # fmt: skip
+    demo.add_argument("--plain", action="store_true",
+                      help="no live screen: one log line per call"
+                           " (the default off a terminal)")  # fmt: skip
+    demo.add_argument("--no-api", action="store_true",
+                      help="do not serve the REST API and dashboard during the demo")  # fmt: skip
+    demo.add_argument("--time-limit", type=float, default=150.0, metavar="S",
+                      help="stop the campaign after S seconds if it has not finished"
+                           " (default: 150)")  # fmt: skip
 
     imp = _command(
-        commands, "import", _not_implemented, "import members from a CSV file",
-        "Add the rows of a CSV file as members of a campaign.",
+        commands, "import", _import, "import members from a CSV file",
+        "Add the rows of a CSV file as members of a campaign. Bad rows are reported with"
+        " their line number and reason and the good rows are imported; importing the same"
+        " file again adds nothing twice (rows whose number the campaign has are skipped)."
+        " Exit status 0 when the file was read, even with refused rows (see --strict).",
     )  # fmt: skip
     _config_arg(imp)
     _campaign_arg(imp)
@@ -218,20 +279,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="text encoding of the file, e.g. cp1251 (default: utf-8)")  # fmt: skip
     imp.add_argument("--delimiter", type=_delimiter, default=",",
                      help="column separator, e.g. ';' or '\\t' (default: ',')")  # fmt: skip
-    imp.add_argument("--skip-header", action="store_true", help="ignore the first row")
-    imp.add_argument("--map", type=_column_map, default=None, metavar="FIELD=COL,...",
-                     help="0-based columns of the member fields, e.g. name=0,number=1")  # fmt: skip
+    imp.add_argument("--skip-header", action="store_true",
+                     help="the first row is a header (its names may be used in --map)")  # fmt: skip
+    imp.add_argument("--map", type=_column_map, default="name=0,number=1", metavar="FIELD=COL,...",
+                     help="columns of the member fields (from 0, or header names): name,"
+                          " number (repeat for more numbers, first highest; number:P=COL),"
+                          " priority, timezone, expire, var:NAME"
+                          " (default: name=0,number=1)")  # fmt: skip
+    imp.add_argument("--strict", action="store_true",
+                     help="exit 3 when any row was refused"
+                          " (the good rows are still imported)")  # fmt: skip
 
     members = _command(
-        commands, "members", _not_implemented, "list a campaign's members",
-        "List the members of a campaign with their state and attempts.",
+        commands, "members", _members, "list a campaign's members",
+        "List the members of a campaign with their state and attempts, from the store.",
     )  # fmt: skip
     _config_arg(members)
     _campaign_arg(members)
+    members.add_argument("--status", choices=("ready", "leased", "waiting", "ended"),
+                         default=None, help="only members with this status")  # fmt: skip
+    members.add_argument("--limit", type=_positive_int, default=100, metavar="N",
+                         help="members to show, at most 10000 (default: 100)")  # fmt: skip
+    members.add_argument("--offset", type=int, default=0, metavar="N",
+                         help="skip the first N (default: 0)")  # fmt: skip
+    members.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                         help="output format (default: table)")  # fmt: skip
 
     report = _command(
-        commands, "report", _not_implemented, "report a campaign's results",
-        "Summarise a campaign's attempts and dispositions.",
+        commands, "report", _report, "report a campaign's results",
+        "Summarise a campaign from the store: members by status and end cause, attempts by"
+        " hangup cause and disposition, talk time, success rate (successes / ended members).",
     )  # fmt: skip
     _config_arg(report)
     _campaign_arg(report)

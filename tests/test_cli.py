@@ -129,14 +129,12 @@ def test_run_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["run", "-c", str(EXAMPLE)]) == 130
 
 
-# --- placeholders, help, version -----------------------------------------------------------
+# --- store commands without a readable config, help, version -------------------------------
 
 
 @pytest.mark.parametrize(
     "argv",
     [
-        ["demo"],
-        ["demo", "--agents", "5", "--members", "100", "--fast"],
         ["import", "-c", "x.toml", "--campaign", "reminders", "members.csv"],
         [
             "import", "-c", "x.toml", "--campaign", "reminders", "members.csv",
@@ -147,9 +145,13 @@ def test_run_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
         ["report", "-c", "x.toml", "--campaign", "reminders", "--format", "json"],
     ],
 )  # fmt: skip
-def test_placeholders(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(argv) == 2
-    assert capsys.readouterr().err == f"sipdialer {argv[0]}: not implemented yet\n"
+def test_store_commands_need_a_config(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # x.toml does not exist there
+    assert main(argv) == 1
+    assert "x.toml: cannot read" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

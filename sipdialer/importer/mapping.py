@@ -108,10 +108,12 @@ class Columns:
     def width(self) -> int:
         """Columns a row needs: the largest index + 1."""
         singles = (self.name, self.priority, self.timezone, self.expire)
-        return 1 + max(
-            *(c for c in singles if c is not None),
-            *(c for c, _ in self.numbers),
-            *(c for _, c in self.variables),
+        return 1 + max(  # a list: max(*one_item) would be max(int), a TypeError
+            [
+                *(c for c in singles if c is not None),
+                *(c for c, _ in self.numbers),
+                *(c for _, c in self.variables),
+            ]
         )
 
 

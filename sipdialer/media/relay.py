@@ -2,11 +2,14 @@
 
 Theory of operation. A ``CallRelay`` holds two ``Leg`` objects, ``agent`` and
 ``member``; each describes one remote peer (what its SDP said, where it really sends
-from) *and* the one outgoing RTP stream we send to it. The shell (``media.bridge``) feeds
-every datagram with ``agent_rtp(data, addr, now)`` and friends; each returns the octets to
-send to the other leg (at ``leg.rtp_to`` / ``leg.rtcp_to``) or None. Nothing else is
-allocated per packet: one ``struct`` read, one ``struct`` pack plus the payload copy (or
-``bytes.translate`` when the legs use different G.711 laws), a few integer attributes.
+from) *and* the one outgoing RTP stream we send to it. The shell (``media.bridge``) feeds every
+RTP datagram with ``rtp_into(src, dst, buf, n, addr, now)``: the datagram is rewritten
+in place in the shell's receive buffer and the method returns where to send it (the other
+leg's ``rtp_to``, or ``rtcp_to`` for muxed RTCP) or None. Nothing is allocated per packet
+beyond what the ``struct`` read returns: one ``pack_into`` over the 12-octet header and,
+when the legs use different G.711 laws, one ``translate`` of the payload. The
+``agent_rtp(data, addr, now)`` family does the same on a copy and returns ``bytes``
+(RTCP, a few packets per second, goes that way).
 
 Modes (``Mode``), switched by the calls layer:
 
@@ -59,73 +62,36 @@ Media timeout: in ``BRIDGED``, when a leg whose spec says ``receive`` has sent n
 
 from __future__ import annotations
 
-import secrets
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
-from .g711 import ALAW_TO_ULAW, PCM16, PCMA, PCMU, SAMPLE_RATE, ULAW_TO_ALAW
+from .g711 import ALAW_TO_ULAW, PCM16, PCMA, PCMU, ULAW_TO_ALAW
+from .leg import NO_SOURCE, PLAYER, UNSPECIFIED_HOSTS, Address, Leg, StreamSpec
 from .player import FramePlayer
 from .recorder import Recorder
 from .rtp import RtpError, header_fields
 from .tones import frames
 
-Address = tuple[str, int]
+__all__ = [
+    "RELATCH_AFTER",
+    "UNSPECIFIED_HOSTS",
+    "Address",
+    "CallRelay",
+    "Leg",
+    "Mode",
+    "RingbackFrames",
+    "StreamSpec",
+]
 
 RELATCH_AFTER: Final = 0.5
 "Seconds a latched source must be silent before a packet from another address re-latches."
-MAX_DROPOUT: Final = 3000
-"A forward sequence jump larger than this is a restarted source, not loss (RFC 3550 A.1)."
-UNSPECIFIED_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})
-"SDP addresses that mean 'do not send here' (RFC 3264 §8.4 hold with c=0.0.0.0)."
 
 _FIXED = struct.Struct("!BBHII")
-_pack = _FIXED.pack
+_pack_into = _FIXED.pack_into
 _unpack = _FIXED.unpack_from
 _U32 = struct.Struct("!I")
-_PLAYER: Final = -1
-"``Leg.source`` while the ringback player feeds the stream; -2: nothing (re-anchor next)."
-_NONE: Final = -2
-_LEG_COUNTERS: Final = ("received", "lost", "sent", "transcoded", "rtcp_sent", "suppressed",
-                        "dtmf_events")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """One leg's negotiated stream (from ``sip.sdp_offer.Negotiated``)."""
-
-    host: str
-    "Where the peer's SDP says to send RTP (symmetric latching may replace it)."
-    port: int
-    payload_type: int
-    "0 PCMU or 8 PCMA: what this leg sends and expects to receive."
-    event_pt: int | None = None
-    "This leg's RFC 4733 telephone-event PT (None: not negotiated)."
-    ptime: int = 20
-    "Milliseconds per frame the peer wants (used for the ringback frames)."
-    rtcp_port: int | None = None
-    "a=rtcp, else port + 1."
-    send: bool = True
-    "False while the peer holds us (sendonly/inactive/c=0.0.0.0): send it no RTP."
-    receive: bool = True
-    "False while we must not expect RTP from it (it holds): no media timeout then."
-
-    def __post_init__(self) -> None:
-        if self.payload_type not in (PCMU, PCMA):
-            raise ValueError(f"payload type is 0 (PCMU) or 8 (PCMA), not {self.payload_type}")
-        if self.event_pt is not None and not 96 <= self.event_pt <= 127:
-            raise ValueError(f"telephone-event PT is dynamic (96-127), not {self.event_pt}")
-
-    @property
-    def rtp_address(self) -> Address | None:
-        return None if self.host in UNSPECIFIED_HOSTS else (self.host, self.port)
-
-    @property
-    def rtcp_address(self) -> Address | None:
-        rtcp = self.port + 1 if self.rtcp_port is None else self.rtcp_port
-        return None if self.host in UNSPECIFIED_HOSTS else (self.host, rtcp)
 
 
 class Mode(Enum):
@@ -134,97 +100,6 @@ class Mode(Enum):
     EARLY_MEDIA = auto()
     BRIDGED = auto()
     CLOSED = auto()
-
-
-class Leg:
-    """One remote peer: where to reach it, what it sends us, and our stream to it."""
-
-    __slots__ = (
-        "name", "spec", "pt", "event_pt", "rtp_to", "rtcp_to", "latched", "rtcp_latched",
-        "rtcp_mux", "send", "last_rx", "quiet_since", "in_ssrc", "in_next", "last_event_ts",
-        "received", "lost", "dtmf_events", "out_ssrc", "out_seq", "out_ts", "out_at", "source",
-        "seq_off", "ts_off", "marker", "sent", "transcoded", "rtcp_sent", "suppressed",
-    )  # fmt: skip
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.spec: StreamSpec | None = None
-        self.pt = PCMU
-        "The audio PT this leg receives (its spec's), until a spec arrives PCMU."
-        self.event_pt: int | None = None
-        self.rtp_to: Address | None = None
-        "Where its RTP goes now: the latched source, else the SDP address, else None."
-        self.rtcp_to: Address | None = None
-        self.latched: Address | None = None
-        self.rtcp_latched: Address | None = None
-        self.rtcp_mux = False
-        "The leg sent RTCP to our RTP port: send its RTCP from there too."
-        self.send = True
-        "False while its spec says hold (send nothing)."
-        self.last_rx = -1e18
-        "When its last accepted RTP packet arrived."
-        self.quiet_since = 0.0
-        "Media timeout counts from max(last_rx, quiet_since)."
-        # -- what it sends us
-        self.in_ssrc = -1
-        self.in_next = 0
-        self.last_event_ts = -1
-        self.received = 0
-        self.lost = 0
-        self.dtmf_events = 0
-        "RFC 4733 events it sent (distinct event timestamps)."
-        # -- our stream to it
-        self.out_ssrc = secrets.randbits(32)
-        self.out_seq = secrets.randbits(16)
-        "Sequence number the next packet gets."
-        self.out_ts = secrets.randbits(32)
-        "Timestamp of the last packet sent (or the random origin)."
-        self.out_at: float | None = None
-        "When the last packet was sent; None: nothing sent yet."
-        self.source = _NONE
-        "The incoming SSRC the offsets are anchored to (or _PLAYER / _NONE)."
-        self.seq_off = 0
-        self.ts_off = 0
-        self.marker = True
-        "Set the marker bit on the next packet sent (re-anchored)."
-        self.sent = 0
-        self.transcoded = 0
-        self.rtcp_sent = 0
-        self.suppressed = 0
-        "Packets for this leg not sent because of the mode or hold."
-
-    def set_spec(self, spec: StreamSpec, now: float) -> None:
-        old = self.spec
-        self.spec = spec
-        self.pt = spec.payload_type
-        self.event_pt = spec.event_pt
-        if old is None or (old.host, old.port) != (spec.host, spec.port):
-            self.latched = None  # a new address (re-INVITE): learn the source again
-            self.rtp_to = spec.rtp_address
-        if old is None or old.rtcp_address != spec.rtcp_address:
-            self.rtcp_latched = None
-            self.rtcp_mux = False
-            self.rtcp_to = spec.rtcp_address
-        if spec.receive and (old is None or not old.receive):
-            self.quiet_since = now  # the timeout counts from when we expect media again
-        self.send = spec.send
-        if not spec.send:
-            self.source = _NONE  # resuming re-anchors the stream
-
-    def anchor(self, ssrc: int, seq: int, ts: int, now: float) -> None:
-        """Continue our stream from a new source: next seq, timestamp by the clock."""
-        if self.out_at is None:
-            step = 0
-        else:
-            frame = SAMPLE_RATE * (self.spec.ptime if self.spec else 20) // 1000
-            step = max(frame, round((now - self.out_at) * SAMPLE_RATE))
-        self.seq_off = self.out_seq - seq
-        self.ts_off = self.out_ts + step - ts
-        self.source = ssrc
-        self.marker = True
-
-    def counters(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in _LEG_COUNTERS}
 
 
 class RingbackFrames:
@@ -247,9 +122,9 @@ class CallRelay:
     def __init__(
         self, ringback: RingbackFrames, *, media_timeout: float, recorder: Recorder | None = None
     ) -> None:
-        self.agent = Leg("agent")
-        self.member = Leg("member")
-        self.mode = Mode.IDLE
+        self.agent = Leg("agent", 0)
+        self.member = Leg("member", 1)
+        self._mode = Mode.IDLE
         self._ringback = ringback
         self._player: FramePlayer | None = None
         self._frame = 160
@@ -266,6 +141,18 @@ class CallRelay:
         self.ringback_sent = 0
 
     # -- control (the calls layer, through the shell) -------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: Mode) -> None:
+        # What each leg's RTP/RTCP does is fixed per mode: computed here, once, rather
+        # than per packet.
+        self._mode = mode
+        self.agent.forward = mode is Mode.BRIDGED
+        self.member.forward = mode is Mode.BRIDGED or mode is Mode.EARLY_MEDIA
 
     def set_agent(self, spec: StreamSpec, now: float) -> None:
         self.agent.set_spec(spec, now)
@@ -294,7 +181,7 @@ class CallRelay:
             timestamp=leg.out_ts + step,
         )
         self._player.start(now)
-        leg.source = _PLAYER
+        leg.source = PLAYER
 
     def early_media(self, now: float) -> None:
         """Relay member → agent (stops the ringback); the agent's audio is held back."""
@@ -313,6 +200,7 @@ class CallRelay:
         if self.recorder is not None and not self._recording:
             self._recording = True
             self.recorder.start(now)
+            self.agent.recorder = self.member.recorder = self.recorder  # read per packet
 
     def close(self) -> None:
         self._stop_player()
@@ -322,7 +210,7 @@ class CallRelay:
         if self._player is not None:
             self._player.stop()
             self._player = None
-            self.agent.source = _NONE
+            self.agent.source = NO_SOURCE
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -377,55 +265,62 @@ class CallRelay:
         return packets
 
     # -- RTP, per packet ------------------------------------------------------------------
+    #
+    # The work is done in place on a receive buffer (``rtp_into``): the shell reads a
+    # datagram into a bytearray, the relay rewrites its header there (one struct
+    # pack_into; translate for PCMU<->PCMA) and returns where to send it, and the shell
+    # sends the same octets. The ``bytes`` methods (``agent_rtp`` ...) wrap it with a copy
+    # for callers that hold ``bytes`` (and the tests).
 
     def agent_rtp(self, data: bytes, addr: Address, now: float) -> bytes | None:
         """RTP (or muxed RTCP) from the agent: the octets to send to ``member.rtp_to``."""
-        return self._relay(self.agent, self.member, self.mode is Mode.BRIDGED, 0, data, addr, now)
+        buf = bytearray(data)
+        to = self.rtp_into(self.agent, self.member, buf, len(buf), addr, now)
+        return None if to is None else bytes(buf)
 
     def member_rtp(self, data: bytes, addr: Address, now: float) -> bytes | None:
         """RTP (or muxed RTCP) from the member: the octets to send to ``agent.rtp_to``."""
-        mode = self.mode
-        on = mode is Mode.BRIDGED or mode is Mode.EARLY_MEDIA
-        return self._relay(self.member, self.agent, on, 1, data, addr, now)
+        buf = bytearray(data)
+        to = self.rtp_into(self.member, self.agent, buf, len(buf), addr, now)
+        return None if to is None else bytes(buf)
 
-    def _relay(
-        self, src: Leg, dst: Leg, on: bool, channel: int, data: bytes, addr: Address, now: float
-    ) -> bytes | None:
-        try:
-            b0, b1, seq, ts, ssrc = _unpack(data)
-        except struct.error:
+    def rtp_into(
+        self, src: Leg, dst: Leg, buf: bytearray, n: int, addr: Address, now: float
+    ) -> Address | None:
+        """A datagram of ``n`` octets from ``src`` on its RTP port, in ``buf[:n]``:
+        rewritten in place for ``dst``; returns where to send ``buf[:n]``, or None.
+
+        RTP goes to ``dst.rtp_to``; muxed RTCP (``buf[1]`` 192-223 on return) to
+        ``dst.rtcp_to``, from the RTP port when ``dst.rtcp_mux`` else the RTCP port.
+        ``buf`` may be longer than ``n`` (stale octets past ``n`` are never read) and is
+        not kept (the recorder gets a copy).
+        """
+        if n < 12:
             self.dropped += 1
             return None
+        b0, b1, seq, ts, ssrc = _unpack(buf)
         pt = b1 & 0x7F
         if b0 & 0xC0 != 0x80:
             self.dropped += 1
             return None
         if 64 <= pt <= 95:  # RFC 5761 §4: RTCP on the RTP port (second octet 192-223)
-            return self._rtcp(src, dst, on, data, addr, True)
+            return self._rtcp_into(src, dst, buf, n, addr, True)
         if addr != src.latched:
             if src.latched is not None and now - src.last_rx < RELATCH_AFTER:
                 self.foreign += 1
                 return None
             src.latched = src.rtp_to = addr
         src.last_rx = now
-        # Loss per incoming stream (RFC 3550 A.1, simplified: no probation).
-        if ssrc != src.in_ssrc:
-            src.in_ssrc = ssrc
+        if seq == src.in_next and ssrc == src.in_ssrc:  # the next one: the common case
             src.in_next = (seq + 1) & 0xFFFF
         else:
-            gap = (seq - src.in_next) & 0xFFFF
-            if gap < 0x8000:
-                if gap <= MAX_DROPOUT:  # a larger jump is a restart, not loss
-                    src.lost += gap
-                src.in_next = (seq + 1) & 0xFFFF
-            elif src.lost > 0:  # late (reordered): counted lost before, here now
-                src.lost -= 1
+            src.count_loss(ssrc, seq)
         src.received += 1
         if pt == PCMU or pt == PCMA:
             out_pt = dst.pt
             transcode = out_pt != pt
-            if self._recording and self.recorder is not None:
-                self.recorder.add(channel, data, now)
+            if src.recorder is not None:
+                src.recorder.add(src.channel, bytes(buf[:n]), now)  # buf is reused
         elif pt == src.event_pt:
             if ts != src.last_event_ts:
                 src.last_event_ts = ts
@@ -439,9 +334,10 @@ class CallRelay:
         else:  # comfort noise (13) and anything not negotiated
             self.dropped += 1
             return None
-        if not on or dst.rtp_to is None or not dst.send:
+        to = dst.rtp_to
+        if not src.forward or to is None or not dst.send:
             dst.suppressed += 1
-            dst.source = _NONE
+            dst.source = NO_SOURCE
             return None
         if ssrc != dst.source:
             dst.anchor(ssrc, seq, ts, now)
@@ -457,40 +353,39 @@ class CallRelay:
             dst.out_ts = out_ts
             dst.out_at = now
         dst.sent += 1
+        _pack_into(buf, 0, b0, b1, out_seq, out_ts, dst.out_ssrc)
         if transcode:  # PCMU <-> PCMA
             dst.transcoded += 1
             table = ULAW_TO_ALAW if out_pt == PCMA else ALAW_TO_ULAW
             if b0 == 0x80:  # no CSRC, extension or padding: the rest is payload
-                return _pack(b0, b1, out_seq, out_ts, dst.out_ssrc) + data[12:].translate(table)
-            return self._transcode_long(data, b0, b1, out_seq, out_ts, dst.out_ssrc, table)
-        return _pack(b0, b1, out_seq, out_ts, dst.out_ssrc) + data[12:]
-
-    def _transcode_long(
-        self, data: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, table: bytes
-    ) -> bytes | None:
-        try:
-            start, end = header_fields(data)[5:]
-        except RtpError:
-            self.dropped += 1
-            return None
-        head = _pack(b0, b1, seq, ts, ssrc) + data[12:start]
-        return head + data[start:end].translate(table) + data[end:]
+                buf[12:n] = buf[12:n].translate(table)
+            else:
+                try:
+                    start, end = header_fields(bytes(buf[:n]))[5:]
+                except RtpError:
+                    self.dropped += 1
+                    return None
+                buf[start:end] = buf[start:end].translate(table)
+        return to
 
     # -- RTCP -----------------------------------------------------------------------------
 
     def agent_rtcp(self, data: bytes, addr: Address, now: float) -> bytes | None:
         """RTCP from the agent: the octets to send to ``member.rtcp_to``."""
-        return self._rtcp(self.agent, self.member, self.mode is Mode.BRIDGED, data, addr, False)
+        buf = bytearray(data)
+        to = self._rtcp_into(self.agent, self.member, buf, len(buf), addr, False)
+        return None if to is None else bytes(buf)
 
     def member_rtcp(self, data: bytes, addr: Address, now: float) -> bytes | None:
         """RTCP from the member: the octets to send to ``agent.rtcp_to``."""
-        on = self.mode is Mode.BRIDGED or self.mode is Mode.EARLY_MEDIA
-        return self._rtcp(self.member, self.agent, on, data, addr, False)
+        buf = bytearray(data)
+        to = self._rtcp_into(self.member, self.agent, buf, len(buf), addr, False)
+        return None if to is None else bytes(buf)
 
-    def _rtcp(
-        self, src: Leg, dst: Leg, on: bool, data: bytes, addr: Address, muxed: bool
-    ) -> bytes | None:
-        if len(data) < 8 or data[0] & 0xC0 != 0x80 or not 192 <= data[1] <= 223:
+    def _rtcp_into(
+        self, src: Leg, dst: Leg, buf: bytearray, n: int, addr: Address, muxed: bool
+    ) -> Address | None:
+        if n < 8 or buf[0] & 0xC0 != 0x80 or not 192 <= buf[1] <= 223:
             self.dropped += 1
             return None
         if addr != src.rtcp_latched:
@@ -500,18 +395,18 @@ class CallRelay:
                 return None
             src.rtcp_latched = src.rtcp_to = addr
             src.rtcp_mux = muxed
-        if not on or dst.rtcp_to is None:
+        to = dst.rtcp_to
+        if not src.forward or to is None:
             return None
-        out = bytearray(data)
-        packet_type = data[1]
+        packet_type = buf[1]
         if packet_type in (200, 201):  # SR/RR: sender SSRC, then (SR) NTP and RTP time
-            _U32.pack_into(out, 4, dst.out_ssrc)
-            if packet_type == 200 and len(data) >= 20 and dst.source == src.in_ssrc >= 0:
-                rtp_ts = _U32.unpack_from(data, 16)[0]
-                _U32.pack_into(out, 16, (rtp_ts + dst.ts_off) & 0xFFFFFFFF)
+            _U32.pack_into(buf, 4, dst.out_ssrc)
+            if packet_type == 200 and n >= 20 and dst.source == src.in_ssrc >= 0:
+                rtp_ts = _U32.unpack_from(buf, 16)[0]
+                _U32.pack_into(buf, 16, (rtp_ts + dst.ts_off) & 0xFFFFFFFF)
         self.rtcp_relayed += 1
         dst.rtcp_sent += 1
-        return bytes(out)
+        return to
 
     # -- figures --------------------------------------------------------------------------
 

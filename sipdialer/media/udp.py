@@ -3,17 +3,23 @@
 Theory of operation. This module owns the sockets and the clock for media; it makes no
 media decisions. ``open_rtp_pair(host, pool)`` takes the next pair from the port pool and
 binds RTP and RTCP on it, trying the next pair when one is taken by another program.
-Each ``RtpSocket`` is a pair of non-blocking UDP sockets read with ``loop.add_reader``
-and a drain loop of ``recvfrom(READ_SIZE)``: the stock datagram transport reads each
-datagram into a 256 KiB buffer, which costs an extra mmap/munmap per packet (~35k
-packets/s per core against 110k+ this way; DESIGN.md, "Performance budget → Media").
+Each ``RtpSocket`` is a pair of non-blocking UDP sockets registered with the loop's
+``media.fastio.Poller``: one ``select.epoll`` for every media socket of the loop behind
+one ``add_reader``, and one ``recvfrom`` per socket per wake-up (DESIGN.md, "Performance
+budget → Media", and the ``fastio`` docstring for why). The stock datagram transport is
+not used: it reads each datagram into a 256 KiB buffer, an extra mmap/munmap per packet.
+
+Two ways to receive. The general one: ``on_rtp`` / ``on_rtcp`` receivers are called as
+``receiver(data, (host, port), now)`` with ``now`` read once per wake-up, so the cores
+behind them get the clock without reading it; ``received``/``dropped`` count there. The
+fast one, for the relay: ``set_rtp_reader(handler)`` makes the poller call
+``handler(now)`` itself when the RTP port is readable; the handler reads one datagram
+from ``rtp_socket`` (into ``poller.buffer``) and sends with ``sendto`` on the other
+leg's socket, counting in the relay (``media.bridge``).
 
 Sending is ``sock.sendto`` straight away. Media is real time, so there is no queue: when
 the kernel's send buffer is full the packet is dropped and counted. Addresses must be IP
 literals (a host name would make ``sendto`` block the loop to resolve it).
-
-Receivers are called as ``receiver(data, (host, port), now)`` with ``now`` read once per
-drain, so the cores behind them (a relay session) get the clock without reading it.
 
 ``play(player, socket, remote)`` drives a ``FramePlayer`` with one ``loop.call_at`` timer
 until it finishes: the shell pattern of STYLE.md §2.2 (never calling the core earlier
@@ -30,6 +36,7 @@ import socket
 from collections.abc import Callable
 from typing import Final
 
+from .fastio import READ_SIZE, Handler, Poller, poller_for
 from .player import FramePlayer
 from .ports import PortPair, PortPool, PortsExhausted
 
@@ -40,10 +47,6 @@ Receiver = Callable[[bytes, Address, float], None]
 
 SOCKET_BUFFER: Final = 4 * 1024 * 1024
 "SO_RCVBUF/SO_SNDBUF asked for each socket: net.core.rmem_max on these machines (DESIGN.md)."
-READ_SIZE: Final = 2048
-"recvfrom size: a 20 ms G.711 packet is 172 octets; 2 KiB holds any audio RTP packet."
-DRAIN_LIMIT: Final = 64
-"Datagrams read per readiness callback before the loop gets to run other callbacks."
 _BIND_RETRY_ERRNOS: Final = {errno.EADDRINUSE, errno.EACCES}
 
 _buffer_cap_logged = False
@@ -61,6 +64,8 @@ class RtpSocket:
         pool: PortPool | None,
     ) -> None:
         self._loop = loop
+        self.poller: Poller = poller_for(loop)
+        "The loop's poller (its ``buffer``/``views`` are for ``set_rtp_reader`` handlers)."
         self._rtp = rtp
         self._rtcp = rtcp
         self.pair = pair
@@ -75,8 +80,8 @@ class RtpSocket:
         self.dropped = 0
         "Datagrams not sent (send buffer full, socket error) or received with no receiver."
         self._closed = False
-        loop.add_reader(rtp.fileno(), self._drain, rtp, True)
-        loop.add_reader(rtcp.fileno(), self._drain, rtcp, False)
+        self.poller.add(rtp.fileno(), self._read_rtp)
+        self.poller.add(rtcp.fileno(), self._read_rtcp)
 
     @property
     def host(self) -> str:
@@ -85,6 +90,18 @@ class RtpSocket:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def rtp_socket(self) -> socket.socket:
+        """The RTP port's socket, for a ``set_rtp_reader`` handler (non-blocking)."""
+        return self._rtp
+
+    def set_rtp_reader(self, handler: Handler | None) -> None:
+        """Let ``handler(now)`` read the RTP port itself, one datagram per call (it must
+        not raise on ``BlockingIOError``: a wake-up can be spurious); ``on_rtp`` is then
+        not called. None goes back to ``on_rtp``."""
+        if not self._closed:
+            self.poller.set(self._rtp.fileno(), handler or self._read_rtp)
 
     def send(self, data: bytes, addr: Address) -> None:
         """Send an RTP (or muxed RTCP) datagram from the RTP port; never raises."""
@@ -104,21 +121,23 @@ class RtpSocket:
         else:
             self.sent += 1
 
-    def _drain(self, sock: socket.socket, is_rtp_port: bool) -> None:
-        now = self._loop.time()
-        receiver = self.on_rtp if is_rtp_port else self.on_rtcp
-        for _ in range(DRAIN_LIMIT):
-            try:
-                data, addr = sock.recvfrom(READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # an ICMP error reported on the socket: nothing to read
-                return
-            self.received += 1
-            if receiver is None:
-                self.dropped += 1
-            else:
-                receiver(data, (addr[0], addr[1]), now)
+    def _read_rtp(self, now: float) -> None:
+        self._read(self._rtp, self.on_rtp, now)
+
+    def _read_rtcp(self, now: float) -> None:
+        self._read(self._rtcp, self.on_rtcp, now)
+
+    def _read(self, sock: socket.socket, receiver: Receiver | None, now: float) -> None:
+        # One datagram: the poller calls again while the socket is readable (fastio).
+        try:
+            data, addr = sock.recvfrom(READ_SIZE)
+        except OSError:  # nothing after all, or an ICMP error reported on the socket
+            return
+        self.received += 1
+        if receiver is None:
+            self.dropped += 1
+        else:
+            receiver(data, (addr[0], addr[1]), now)
 
     def close(self) -> None:
         """Stop reading, close both sockets, give the pair back. Repeated calls are harmless."""
@@ -126,7 +145,7 @@ class RtpSocket:
             return
         self._closed = True
         for sock in (self._rtp, self._rtcp):
-            self._loop.remove_reader(sock.fileno())
+            self.poller.remove(sock.fileno())  # before close: the fd number may be reused
             sock.close()
         if self._pool is not None:
             self._pool.release(self.pair)

@@ -88,6 +88,7 @@ class UserAgentCore(UacInvites):
                 self._ack_timed_out(dialog_id, now)
                 continue
             self._send_2xx(dialog_id, wait.response)
+            self.layer.stats["retransmissions"] += 1  # §13.3.1.4, counted with the layer's
             wait.interval = min(wait.interval * 2, self.config.timers.t2)
             self._ack_schedule.set(dialog_id, min(now + wait.interval, wait.give_up_at))
         self._pump(now)

@@ -7,12 +7,18 @@ registered handlers, and re-arm the one timer (STYLE.md §2.2).
 Handlers: ``on_request(method, handler)`` gets ``IncomingCall``/``IncomingRequest``
 of that method; ``on_event(handler)`` gets every event. A request of a method with
 no handler is answered 405 with Allow, so nothing waits for an answer forever.
+
+``messages`` counts every message in and out by (direction, method, status) for
+``/metrics``; a response's method is its CSeq's, a request's status is 0. It reads only
+the start line and the CSeq line of the bytes: ~0.4 µs a request, ~1.2 µs a response
+here, against ~8 µs to parse a message (DESIGN.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -30,6 +36,40 @@ Handler = Callable[[UaEvent], None]
 EPHEMERAL_ATTEMPTS = 20
 "Tries to find a port free for both UDP and TCP when asked for port 0."
 
+METHODS = frozenset(
+    "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
+    "MESSAGE UPDATE".split()
+)
+"Methods counted by name (RFC 3261 and its extensions); others count as ``other``."
+
+MessageKey = tuple[str, str, int]
+"(direction ``in``/``out``, method, status: 0 for a request)."
+
+
+def message_key(direction: str, data: bytes) -> MessageKey | None:
+    """What ``messages`` counts *data* as; None for keep-alives and garbage. Unknown
+    methods count as ``other``: a peer must not be able to grow the counter at will."""
+    space = data.find(b" ", 0, 32)
+    if space <= 0:
+        return None  # CRLF keep-alive (RFC 5626 §4.4.1) or not SIP at all
+    if not data.startswith(b"SIP/2.0 "):
+        method = data[:space].decode("ascii", "replace")
+        return direction, method if method in METHODS else "other", 0
+    status = data[space + 1 : space + 4]
+    if not status.isdigit():
+        return None
+    end = data.find(b"\r\n\r\n")
+    at = data.find(b"\nCSeq:", 0, end)
+    if at < 0:
+        at = data[:end].lower().find(b"\ncseq:")  # header names are case-insensitive
+    method = "other"
+    if at >= 0:
+        line_end = data.find(b"\r", at + 6)  # the header's CRLF (may be the last one's)
+        words = data[at + 6 : line_end if line_end >= 0 else None].split()
+        if len(words) == 2 and (name := words[1].decode("ascii", "replace")) in METHODS:
+            method = name
+    return direction, method, int(status)
+
 
 class SipEndpoint:
     def __init__(self, config: UaConfig | None = None) -> None:
@@ -44,6 +84,8 @@ class SipEndpoint:
         self._flushing = False
         self.handler_errors = 0
         self.internal_errors = 0
+        self.messages: Counter[MessageKey] = Counter()
+        "Messages in and out by (direction, method, status), for metrics."
 
     # --- setup ----------------------------------------------------------------------
 
@@ -102,6 +144,9 @@ class SipEndpoint:
         self._receive(data, peer, stream=True)
 
     def _receive(self, data: bytes, peer: Peer, *, stream: bool) -> None:
+        key = message_key("in", data)
+        if key is not None:
+            self.messages[key] += 1
         try:
             self.ua.receive_data(data, peer, self.now, stream=stream)
         except Exception:
@@ -145,7 +190,11 @@ class SipEndpoint:
 
     def _send_all(self) -> bool:
         items = self.ua.data_to_send()
+        messages = self.messages
         for data, peer in items:
+            key = message_key("out", data)
+            if key is not None:
+                messages[key] += 1
             if peer.transport == "UDP":
                 if self._udp is not None:
                     self._udp.send(data, peer)

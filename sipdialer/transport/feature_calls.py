@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 
 from sipdialer.config import MediaConfig
-from sipdialer.dialer.agents import Agents
+from sipdialer.dialer.agents import Agents, AgentStatus
 from sipdialer.dialer.feature_codes import FeatureCodeMap
 from sipdialer.sip.dialog import DialogId
 from sipdialer.sip.registrar import RegisterAnswer
@@ -58,6 +59,8 @@ class FeatureCallService:
         self._tasks: dict[DialogId, asyncio.Task[None]] = {}
         self.in_dialog: Handler | None = None
         "Gets the in-dialog INVITEs (re-INVITEs) this handler receives: the call service's."
+        self.on_status: Callable[[str, AgentStatus], None] | None = None
+        "Told (agent id, status) after a feature code set an agent's status (the runner)."
         endpoint.on_request("INVITE", self._on_invite)
         endpoint.on_event(self._on_event)
 
@@ -99,6 +102,8 @@ class FeatureCallService:
             return
         self.agents[user].set_status(now, status)
         log.info("agent %s set status %s by feature code", user, status.value)
+        if self.on_status is not None:
+            self.on_status(user, status)
         dialog = ua.respond(event.key, 200, now, body=answer.to_bytes())
         if dialog is not None:
             remote = (negotiated.remote_address, negotiated.remote_port, negotiated.payload_type,

@@ -246,3 +246,31 @@ def test_recording_names_are_safe() -> None:
     )
     assert recording_name("../../etc/passwd") == "_.._etc_passwd.wav"
     assert recording_name("") == "call.wav"
+
+
+async def test_muxed_rtcp_and_garbage_on_the_rtp_port(
+    manager: MediaManager, peers: tuple[Peer, Peer, Peer]
+) -> None:
+    agent, member, _ = peers
+    call = await manager.open("mux", lambda _: None)
+    call.set_agent(StreamSpec(HOST, agent.port, g711.PCMU, rtcp_port=agent.rtcp_port))
+    call.set_member(StreamSpec(HOST, member.port, g711.PCMU, rtcp_port=member.rtcp_port))
+    call.bridge()
+    to_agent = (HOST, call.agent_port)
+    agent.rtp.sendto(b"\x80\x00\x01", to_agent)  # shorter than a header: dropped
+    agent.rtp.sendto(tone(440, g711.PCMU, 1, ssrc=5, seq0=1, ts0=0)[0], to_agent)
+    # The agent muxes RTCP onto RTP (RFC 5761); the member does not.
+    agent.rtp.sendto(rtp.report(rtp.ReceiverReport(0xA), "agent"), to_agent)
+    await asyncio.sleep(0.05)
+    assert len(member.received()) == 1  # the audio
+    data, source = member.rtcp.recvfrom(2048)  # the report, from our RTCP port
+    assert source == (HOST, call.member_port + 1) and member.received(rtcp=True) == []
+    assert isinstance(rtp.parse_rtcp(data)[0], rtp.ReceiverReport)
+    # Back to the agent: on its RTP port, where it sends RTCP from.
+    member.rtcp.sendto(rtp.report(rtp.ReceiverReport(0xB), "trunk"), (HOST, call.member_port + 1))
+    await asyncio.sleep(0.05)
+    back = agent.received()
+    assert len(back) == 1 and 192 <= back[0][1] <= 223 and agent.received(rtcp=True) == []
+    stats = call.stats
+    assert stats["dropped"] == 1 and stats["rtcp_relayed"] == 2 and stats["member_sent"] == 1
+    call.close()

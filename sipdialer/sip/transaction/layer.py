@@ -306,8 +306,14 @@ class TransactionLayer:
                 continue  # stale: that transaction re-armed or ended
             del self._scheduled[key]
             tx = self._transactions[key]
+            sent = len(self._outgoing)
             tx.handle_timer(now)
             self._sync(tx)
+            # What a timer sends is a retransmission (Timers A, E, G), except the
+            # automatic 100 Trying (§17.2.1); counted for metrics.
+            for data, _ in self._outgoing[sent:]:
+                if not data.startswith(b"SIP/2.0 100 "):
+                    self.stats["retransmissions"] += 1
 
     # -- outputs -----------------------------------------------------------------------
 

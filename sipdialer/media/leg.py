@@ -1,0 +1,189 @@
+"""One leg of a relayed call: where its peer is, what it sends us, our stream to it.
+
+Theory of operation. A ``Leg`` is plain state with the two operations that are about one
+leg only; every decision that needs both legs (latching, modes, relaying, RTCP) is
+``media.relay.CallRelay``'s, whose docstring explains the rules this state serves:
+
+- ``set_spec(spec, now)``: a (re)negotiated ``StreamSpec``. A new address forgets the
+  latched source (RTP and RTCP apart); hold (``send`` False) drops the stream's anchor so
+  resuming re-anchors; expecting media again restarts the media-timeout count.
+- ``count_loss(ssrc, seq)``: RFC 3550 A.1 loss accounting (simplified: no probation) for a
+  packet that is not simply the next one; the relay handles "the next one" inline, the
+  common case, so the per-packet path stays a few attribute writes.
+- ``anchor(ssrc, seq, ts, now)``: continue our outgoing stream from a new source: the
+  next sequence number follows the last one sent, the timestamp advances by the wall
+  clock since the last packet sent (at least a frame), and the marker bit is set.
+
+``__slots__``: the relay reads and writes a dozen of these per packet.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Final
+
+from .g711 import PCMA, PCMU, SAMPLE_RATE
+from .recorder import Recorder
+
+Address = tuple[str, int]
+
+MAX_DROPOUT: Final = 3000
+"A forward sequence jump larger than this is a restarted source, not loss (RFC 3550 A.1)."
+UNSPECIFIED_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})
+"SDP addresses that mean 'do not send here' (RFC 3264 §8.4 hold with c=0.0.0.0)."
+PLAYER: Final = -1
+"``Leg.source`` while the ringback player feeds the stream."
+NO_SOURCE: Final = -2
+"``Leg.source`` when nothing feeds it: the next packet re-anchors the stream."
+_LEG_COUNTERS: Final = ("received", "lost", "sent", "transcoded", "rtcp_sent", "suppressed",
+                        "dtmf_events")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One leg's negotiated stream (from ``sip.sdp_offer.Negotiated``)."""
+
+    host: str
+    "Where the peer's SDP says to send RTP (symmetric latching may replace it)."
+    port: int
+    payload_type: int
+    "0 PCMU or 8 PCMA: what this leg sends and expects to receive."
+    event_pt: int | None = None
+    "This leg's RFC 4733 telephone-event PT (None: not negotiated)."
+    ptime: int = 20
+    "Milliseconds per frame the peer wants (used for the ringback frames)."
+    rtcp_port: int | None = None
+    "a=rtcp, else port + 1."
+    send: bool = True
+    "False while the peer holds us (sendonly/inactive/c=0.0.0.0): send it no RTP."
+    receive: bool = True
+    "False while we must not expect RTP from it (it holds): no media timeout then."
+
+    def __post_init__(self) -> None:
+        if self.payload_type not in (PCMU, PCMA):
+            raise ValueError(f"payload type is 0 (PCMU) or 8 (PCMA), not {self.payload_type}")
+        if self.event_pt is not None and not 96 <= self.event_pt <= 127:
+            raise ValueError(f"telephone-event PT is dynamic (96-127), not {self.event_pt}")
+
+    @property
+    def rtp_address(self) -> Address | None:
+        return None if self.host in UNSPECIFIED_HOSTS else (self.host, self.port)
+
+    @property
+    def rtcp_address(self) -> Address | None:
+        rtcp = self.port + 1 if self.rtcp_port is None else self.rtcp_port
+        return None if self.host in UNSPECIFIED_HOSTS else (self.host, rtcp)
+
+
+class Leg:
+    """One remote peer: where to reach it, what it sends us, and our stream to it."""
+
+    __slots__ = (
+        "name", "spec", "pt", "event_pt", "rtp_to", "rtcp_to", "latched", "rtcp_latched",
+        "rtcp_mux", "send", "last_rx", "quiet_since", "in_ssrc", "in_next", "last_event_ts",
+        "received", "lost", "dtmf_events", "out_ssrc", "out_seq", "out_ts", "out_at", "source",
+        "seq_off", "ts_off", "marker", "sent", "transcoded", "rtcp_sent", "suppressed",
+        "channel", "forward", "recorder",
+    )  # fmt: skip
+
+    def __init__(self, name: str, channel: int) -> None:
+        self.name = name
+        self.channel = channel
+        "Its recording channel: 0 the agent (left), 1 the member (right)."
+        self.forward = False
+        "Whether the mode relays what it sends to the other leg (set by ``CallRelay.mode``)."
+        self.recorder: Recorder | None = None
+        "The call's recorder once recording started: its audio goes there (``channel``)."
+        self.spec: StreamSpec | None = None
+        self.pt = PCMU
+        "The audio PT this leg receives (its spec's), until a spec arrives PCMU."
+        self.event_pt: int | None = None
+        self.rtp_to: Address | None = None
+        "Where its RTP goes now: the latched source, else the SDP address, else None."
+        self.rtcp_to: Address | None = None
+        self.latched: Address | None = None
+        self.rtcp_latched: Address | None = None
+        self.rtcp_mux = False
+        "The leg sent RTCP to our RTP port: send its RTCP from there too."
+        self.send = True
+        "False while its spec says hold (send nothing)."
+        self.last_rx = -1e18
+        "When its last accepted RTP packet arrived."
+        self.quiet_since = 0.0
+        "Media timeout counts from max(last_rx, quiet_since)."
+        # -- what it sends us
+        self.in_ssrc = -1
+        self.in_next = 0
+        self.last_event_ts = -1
+        self.received = 0
+        self.lost = 0
+        self.dtmf_events = 0
+        "RFC 4733 events it sent (distinct event timestamps)."
+        # -- our stream to it
+        self.out_ssrc = secrets.randbits(32)
+        self.out_seq = secrets.randbits(16)
+        "Sequence number the next packet gets."
+        self.out_ts = secrets.randbits(32)
+        "Timestamp of the last packet sent (or the random origin)."
+        self.out_at: float | None = None
+        "When the last packet was sent; None: nothing sent yet."
+        self.source = NO_SOURCE
+        "The incoming SSRC the offsets are anchored to (or PLAYER / NO_SOURCE)."
+        self.seq_off = 0
+        self.ts_off = 0
+        self.marker = True
+        "Set the marker bit on the next packet sent (re-anchored)."
+        self.sent = 0
+        self.transcoded = 0
+        self.rtcp_sent = 0
+        self.suppressed = 0
+        "Packets for this leg not sent because of the mode or hold."
+
+    def set_spec(self, spec: StreamSpec, now: float) -> None:
+        old = self.spec
+        self.spec = spec
+        self.pt = spec.payload_type
+        self.event_pt = spec.event_pt
+        if old is None or (old.host, old.port) != (spec.host, spec.port):
+            self.latched = None  # a new address (re-INVITE): learn the source again
+            self.rtp_to = spec.rtp_address
+        if old is None or old.rtcp_address != spec.rtcp_address:
+            self.rtcp_latched = None
+            self.rtcp_mux = False
+            self.rtcp_to = spec.rtcp_address
+        if spec.receive and (old is None or not old.receive):
+            self.quiet_since = now  # the timeout counts from when we expect media again
+        self.send = spec.send
+        if not spec.send:
+            self.source = NO_SOURCE  # resuming re-anchors the stream
+
+    def count_loss(self, ssrc: int, seq: int) -> None:
+        """Loss per incoming stream for a packet that is not the next expected one
+        (RFC 3550 A.1, simplified: no probation)."""
+        if ssrc != self.in_ssrc:
+            self.in_ssrc = ssrc
+            self.in_next = (seq + 1) & 0xFFFF
+            return
+        gap = (seq - self.in_next) & 0xFFFF
+        if gap < 0x8000:
+            if gap <= MAX_DROPOUT:  # a larger jump is a restart, not loss
+                self.lost += gap
+            self.in_next = (seq + 1) & 0xFFFF
+        elif self.lost > 0:  # late (reordered): counted lost before, here now
+            self.lost -= 1
+
+    def anchor(self, ssrc: int, seq: int, ts: int, now: float) -> None:
+        """Continue our stream from a new source: next seq, timestamp by the clock."""
+        if self.out_at is None:
+            step = 0
+        else:
+            frame = SAMPLE_RATE * (self.spec.ptime if self.spec else 20) // 1000
+            step = max(frame, round((now - self.out_at) * SAMPLE_RATE))
+        self.seq_off = self.out_seq - seq
+        self.ts_off = self.out_ts + step - ts
+        self.source = ssrc
+        self.marker = True
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in _LEG_COUNTERS}
