@@ -68,13 +68,15 @@ class PhoneSystem:
             self.endpoint, build_registrar(config.sip, config.agents), self.store
         )
         self.agents = Agents.from_settings(AgentSettings.from_config(a) for a in config.agents)
+        media = config.media
+        ports = PortPool.from_range(media.rtp_ports)
+        "One pool for bridged calls and feature-call beeps, so they never share a port."
         self.features = FeatureCallService(
             self.endpoint, self.registrar, self.agents,
-            FeatureCodeMap.from_config(config.sip.feature_codes), config.media,
+            FeatureCodeMap.from_config(config.sip.feature_codes), config.media, ports,
         )  # fmt: skip
-        media = config.media
         self.media = MediaManager(
-            self.endpoint.ua.config.host, PortPool.from_range(media.rtp_ports),
+            self.endpoint.ua.config.host, ports,
             media_timeout=media.media_timeout, ringback=ringback(media.ringback),
             recordings_dir=media.recordings_dir or None,
         )  # fmt: skip

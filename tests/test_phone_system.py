@@ -122,6 +122,9 @@ async def test_feature_codes_end_to_end(system: PhoneSystem) -> None:
             seqs = [int.from_bytes(p[2:4], "big") for p in packets]
             assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
             assert agent.status is status
+            # The beep's port came from the media pool and went back to it.
+            assert system.features.ports is system.media.ports
+            assert system.media.ports.in_use == 0
     finally:
         rtp.close()
         await endpoint.close()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from sipdialer.config import MediaConfig
 from sipdialer.dialer.agents import Agents, AgentStatus
 from sipdialer.dialer.feature_codes import FeatureCodeMap
+from sipdialer.media.ports import PortPair, PortPool, PortsExhausted
 from sipdialer.sip.dialog import DialogId
 from sipdialer.sip.registrar import RegisterAnswer
 from sipdialer.sip.sdp import SdpError, SessionDescription
@@ -47,13 +48,16 @@ class FeatureCallService:
         agents: Agents,
         codes: FeatureCodeMap,
         media: MediaConfig,
+        ports: PortPool | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.registrar = registrar
         self.agents = agents
         self.codes = codes
-        self._port_min, self._port_max = media.rtp_port_min, media.rtp_port_max
-        self._next_port = self._port_min
+        # The same pool as the media bridge's (PhoneSystem passes it): a beep's port is
+        # then never one a bridged call holds.
+        self.ports = ports if ports is not None else PortPool.from_range(media.rtp_ports)
+        self._pairs: dict[DialogId, PortPair] = {}
         self._calls: dict[DialogId, tuple[str, int, int, int]] = {}
         "Answered feature calls: dialog → (remote RTP host, port, payload type, our port)."
         self._tasks: dict[DialogId, asyncio.Task[None]] = {}
@@ -91,13 +95,19 @@ class FeatureCallService:
             ua.respond(event.key, 403, now, reason="Register First")
             return
         try:
+            pair = self.ports.allocate()
+        except PortsExhausted:
+            ua.respond(event.key, 503, now, reason="No Media Ports")
+            return
+        port = pair.rtp
+        try:
             offer = SessionDescription.parse(request.body)
-            port = self._rtp_port()
             answer, negotiated = make_answer(
                 offer, ua.config.host, port,
                 session_id=secrets.randbelow(2**31), session_version=1,
             )  # fmt: skip
         except SdpError as exc:
+            self.ports.release(pair)
             ua.respond(event.key, 488, now, reason=f"Not Acceptable Here ({exc})"[:100])
             return
         self.agents[user].set_status(now, status)
@@ -105,15 +115,18 @@ class FeatureCallService:
         if self.on_status is not None:
             self.on_status(user, status)
         dialog = ua.respond(event.key, 200, now, body=answer.to_bytes())
-        if dialog is not None:
-            remote = (negotiated.remote_address, negotiated.remote_port, negotiated.payload_type,
-                      port)  # fmt: skip
-            self._calls[dialog] = remote
+        if dialog is None:
+            self.ports.release(pair)
+            return
+        remote = (negotiated.remote_address, negotiated.remote_port, negotiated.payload_type,
+                  port)  # fmt: skip
+        self._calls[dialog] = remote
+        self._pairs[dialog] = pair
 
-    def _rtp_port(self) -> int:
-        port = self._next_port
-        self._next_port = port + 2 if port + 2 < self._port_max else self._port_min
-        return port
+    def _release(self, dialog: DialogId) -> None:
+        pair = self._pairs.pop(dialog, None)
+        if pair is not None:
+            self.ports.release(pair)
 
     def _on_event(self, event: UaEvent) -> None:
         if isinstance(event, CallConfirmed) and event.dialog in self._calls:
@@ -124,6 +137,8 @@ class FeatureCallService:
         elif isinstance(event, DialogTerminated):
             self._calls.pop(event.dialog, None)
             task = self._tasks.pop(event.dialog, None)
+            if task is None:
+                self._release(event.dialog)  # never confirmed: no beep holds the port
             if task is not None and not event.by_remote:
                 return  # our own BYE after the beep
             if task is not None:
@@ -136,6 +151,7 @@ class FeatureCallService:
         except (OSError, TimeoutError) as exc:
             log.info("confirmation tone to %s:%d failed: %s", host, port, exc)
         finally:
+            self._release(dialog)
             if self.endpoint.ua.dialog(dialog) is not None:
                 self.endpoint.ua.bye(dialog, self.endpoint.now)
                 self.endpoint.flush()
