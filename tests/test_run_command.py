@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -99,12 +101,40 @@ def check_options_answer(response: Response, branch: str) -> None:
     assert response.header("Supported") is not None
 
 
+API_PORT: dict[Path, int] = {}
+"The [api] listen port written into each test's configuration."
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> tuple[Path, int]:
-    port = free_port()
+    port, api_port = free_port(), free_port()
     path = tmp_path / "dialer.toml"
-    path.write_text(f'[sip]\nlisten = "127.0.0.1:{port}"\nt1 = 0.05\nt2 = 0.4\nt4 = 0.5\n')
+    path.write_text(
+        f'[sip]\nlisten = "127.0.0.1:{port}"\nt1 = 0.05\nt2 = 0.4\nt4 = 0.5\n'
+        f'[store]\nurl = "sqlite:///{tmp_path / "dialer.db"}"\n'
+        f'[api]\nlisten = "127.0.0.1:{api_port}"\n'
+        '[[calendars]]\nname = "always"\ntimezone = "UTC"\n'
+        'week = { mon = ["00:00-24:00"] }\n'
+        '[[campaigns]]\nname = "reminders"\ncalendar = "always"\n'
+    )
+    API_PORT[path] = api_port
     return path, port
+
+
+def api_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """GET over real HTTP, retried while the child is still starting its API."""
+    deadline = time.monotonic() + STARTUP
+    while True:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=2) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
@@ -118,6 +148,12 @@ def test_run_serves_options_and_stops_on_signal(
         branch = udp.top_via.branch or ""
         check_options_answer(udp, branch.removeprefix("z9hG4bK-"))
         check_options_answer(options_tcp(port), "t1")
+        # The REST API is served by the same process, behind the default token pair.
+        api = API_PORT[path]
+        token = {"X-Access-Token": "change-me", "X-Key": "change-me-too"}
+        status, body = api_get(api, "/api/v2/dialer", token)
+        assert status == 200 and b"reminders" in body, body
+        assert api_get(api, "/api/v2/dialer", {})[0] == 401
         process.send_signal(stop_signal)
         out, err = process.communicate(timeout=STOP)
     finally:
