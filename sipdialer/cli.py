@@ -16,6 +16,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import cast
 
 from sipdialer import __version__
@@ -77,12 +78,12 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"sipdialer run: cannot load the dialer application: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    run = cast(Callable[[Config], int] | None, getattr(app, "run", None))
+    run = cast(Callable[..., int] | None, getattr(app, "run", None))
     if run is None:
         print("sipdialer run: sipdialer.app has no run(config) function", file=sys.stderr)
         return EXIT_UNAVAILABLE
     try:
-        return run(config)
+        return run(config, source=str(Path(args.config).resolve()))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

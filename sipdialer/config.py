@@ -441,6 +441,7 @@ class CampaignConfig(_Model):
     min_success_duration: float = seconds(10, le=HOUR)
     wrap_up_time: float = seconds(60, le=DAY)  # used when wait_for_result = true
     wait_for_result: Flag = False
+    refund_missed_result: Flag = False  # no status result by the deadline: refund, not count
     strategy: Literal["longest_idle", "fewest_calls"] = "longest_idle"
     agents: tuple[Annotated[AgentTier, BeforeValidator(_tier)], ...] = ()
     variables: Variables = Field(default_factory=dict)

@@ -91,9 +91,11 @@ def test_check_in_a_child_process() -> None:
 
 def test_run_hands_the_config_to_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     received: list[Config] = []
+    sources: list[str | None] = []
 
-    def run(config: Config) -> int:
+    def run(config: Config, *, source: str | None = None) -> int:
         received.append(config)
+        sources.append(source)
         return 7
 
     app = types.ModuleType("sipdialer.app")
@@ -101,6 +103,7 @@ def test_run_hands_the_config_to_the_app(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "sipdialer.app", app)
     assert main(["run", "-c", str(EXAMPLE)]) == 7
     assert [c.campaigns[0].name for c in received] == ["reminders"]
+    assert sources == [str(EXAMPLE.resolve())]  # the settings page names this file
 
 
 def test_run_without_the_app(
@@ -120,7 +123,7 @@ def test_run_with_a_bad_config_does_not_start(
 
 
 def test_run_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
-    def run(config: Config) -> int:
+    def run(config: Config, *, source: str | None = None) -> int:
         raise KeyboardInterrupt
 
     app = types.ModuleType("sipdialer.app")

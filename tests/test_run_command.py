@@ -154,6 +154,8 @@ def test_run_serves_options_and_stops_on_signal(
         status, body = api_get(api, "/api/v2/dialer", token)
         assert status == 200 and b"reminders" in body, body
         assert api_get(api, "/api/v2/dialer", {})[0] == 401
+        status, body = api_get(api, "/api/v2/dialer/reminders/settings", token)
+        assert status == 200 and str(path.resolve()).encode() in body, body
         process.send_signal(stop_signal)
         out, err = process.communicate(timeout=STOP)
     finally:

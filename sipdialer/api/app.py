@@ -39,6 +39,8 @@ from sipdialer.api import (
     routes_campaigns,
     routes_import,
     routes_members,
+    routes_page,
+    routes_preview,
 )
 from sipdialer.api.auth import token_checker
 from sipdialer.api.routes_common import Dialer
@@ -46,7 +48,9 @@ from sipdialer.config import Config
 
 API_ROUTERS = (
     routes_campaigns.router,
+    routes_preview.router,
     routes_import.router,  # before members: ".../members/import" is not a member id
+    routes_page.router,
     routes_members.router,
     routes_attempts.router,
     routes_agents.router,

@@ -7,6 +7,8 @@ short; :func:`dashboard_routers` adds ``/metrics``) for ``create_app``'s extra r
 
     GET  /                    the supervisor dashboard (static HTML, no data in it)
     GET  /agent               the agent console (static HTML)
+    GET  /campaign?id=...     a campaign's page: settings, members, upload (static HTML)
+    GET  /dashboard/recording an attempt's WAV (:mod:`.dashboard_recording`)
     GET  /static/{name}       the pages' CSS and JS (package data, no build step)
     POST /dashboard/login     {token, key} -> the supervisor cookie (204) or 401
     POST /dashboard/logout
@@ -38,6 +40,7 @@ from sipdialer.api.auth import KEY_HEADER, TOKEN_HEADER
 from sipdialer.api.dashboard_agent import console_routes
 from sipdialer.api.dashboard_card import CardSource
 from sipdialer.api.dashboard_events import DashboardHub
+from sipdialer.api.dashboard_recording import recording_routes
 from sipdialer.api.dashboard_session import SESSION_SECONDS, SUPERVISOR_COOKIE, Sessions
 from sipdialer.api.metrics import metrics_router
 from sipdialer.api.routes_common import Dialer
@@ -108,6 +111,9 @@ class Dashboard:
         self.router = APIRouter(lifespan=lifespan, include_in_schema=False)
         _routes(self)
         console_routes(self.router, runner, self.sessions, hub)
+        sessions = self.sessions
+        recording_routes(self.router, runner, config, lambda c, t, k: (
+            sessions.supervisor(c) or sessions.supervisor_headers(t, k)))  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         """Agents, calls and campaigns now, as the feed's first message has them."""
@@ -153,6 +159,10 @@ def _routes(dashboard: Dashboard) -> None:
     @router.get("/agent")
     async def console_page() -> HTMLResponse:
         return page("agent.html")
+
+    @router.get("/campaign")
+    async def campaign_page() -> HTMLResponse:
+        return page("campaign.html")  # its data comes from the REST API, with the token
 
     @router.get("/static/{name}")
     async def static(name: str) -> Response:

@@ -17,8 +17,9 @@ Theory of operation
 ``runner.member_status`` exactly as ``PUT .../members/{mid}/status`` does, so a result
 from the console and one from a CRM have the same effect; it is refused (403) for a
 member whose latest attempt was not this agent's, 409 when the member does not wait for
-a result (any more), 404 for an unknown member. A cookie is the only credential an agent
-has, so the two state-changing routes also want the ``X-Console`` header (CSRF guard).
+a result (any more) or ``next_communication`` is another member's number, 404 for an
+unknown member. A cookie is the only credential an agent has, so the two state-changing
+routes also want the ``X-Console`` header (CSRF guard).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from sipdialer.api.dashboard_events import DashboardHub
 from sipdialer.api.dashboard_session import AGENT_COOKIE, CONSOLE_HEADER, Sessions
 from sipdialer.api.routes_common import Dialer
 from sipdialer.api.schemas import AgentStatusBody, StatusBody
+from sipdialer.api.values import INT32
 from sipdialer.dialer.dispositions import NotWaiting
+from sipdialer.store.member_rows import DuplicateNumber
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -51,7 +54,7 @@ class ConsoleResult(StatusBody):
     """The status API's body plus the member it is for."""
 
     campaign: str = Field(min_length=1, max_length=64)
-    member: int = Field(ge=1)
+    member: int = Field(ge=1, le=INT32)  # the store's ids are 32-bit (PostgreSQL)
 
 
 def console_routes(
@@ -123,7 +126,7 @@ def console_routes(
             raise HTTPException(status.HTTP_403_FORBIDDEN, "not your member's call")
         try:
             runner.member_status(campaign_id, body.member, body.to_result())
-        except NotWaiting as exc:
+        except (NotWaiting, DuplicateNumber) as exc:  # DuplicateNumber: next_communication
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc) or "not waiting") from None
         except KeyError:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such member") from None

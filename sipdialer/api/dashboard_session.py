@@ -123,13 +123,15 @@ class Sessions:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def _check(self, kind: str, cookie: str | None) -> str | None:
-        if not cookie:
+        # We only ever sign ASCII: anything else is forged, and compare_digest (str) or
+        # int() (non-ASCII digits such as "²") would raise on it (a 500, not a 401).
+        if not cookie or not cookie.isascii():
             return None
         parts = cookie.split(":")
         if len(parts) != 4 or parts[0] != kind or not parts[2].isdigit():
             return None
         _, subject, expiry, mac = parts
-        if not hmac.compare_digest(mac, self._mac(kind, subject, expiry)):
+        if not hmac.compare_digest(mac.encode(), self._mac(kind, subject, expiry).encode()):
             return None
         if int(expiry) < self._clock():
             return None

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sipdialer.api.routes_common import ERRORS, CampaignId, DialerDep
+from sipdialer.api.routes_common import ERRORS, CampaignId, DialerDep, member_id_of
 from sipdialer.api.schemas import AttemptFilter, AttemptOut, Page
 from sipdialer.store.api_queries import AttemptQuery, search_attempts
 
@@ -27,10 +27,8 @@ async def list_attempts(
 ) -> Page[AttemptOut]:
     member_id = None
     if query.member is not None:
-        text = query.member.strip()
-        member_id = (
-            int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else NO_MEMBER
-        )
+        found = member_id_of(query.member.strip())
+        member_id = NO_MEMBER if found is None else found
     filters = AttemptQuery(
         member_id=member_id,
         number=query.number,

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, HTTPException, Path, Request, status
 
 from sipdialer.api.replies import ErrorReply
+from sipdialer.api.values import INT32
 from sipdialer.config import Config
 from sipdialer.dialer.agents import AgentStatus
 from sipdialer.dialer.dispositions import StatusResult
@@ -101,11 +102,21 @@ async def campaign_id(id: CampaignPath, runner: DialerDep) -> str:
 CampaignId = Annotated[str, Depends(campaign_id)]
 
 
+def member_id_of(text: str) -> int | None:
+    """A member id from text, or None: anything but a plain integer in 1..2**31-1 (the
+    store's id columns are 32-bit on PostgreSQL, where a larger one is an error)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 1 <= value <= INT32 else None
+
+
 def parse_member_id(mid: str) -> int:
-    """A member id of the path; anything but a plain positive integer is an unknown id."""
-    if not mid.isascii() or not mid.isdigit() or len(mid) > 18:
+    """A member id of the path; anything else (:func:`member_id_of`) is an unknown id."""
+    value = member_id_of(mid)
+    if value is None:
         raise not_found(f"no member {mid!r}")
-    return int(mid)
+    return value
 
 
 async def member_record(mid: MemberPath, cid: CampaignId, runner: DialerDep) -> MemberRecord:

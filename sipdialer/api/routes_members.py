@@ -172,15 +172,10 @@ async def member_status(
 ) -> MemberOut:
     """Dialer-semantics §4; 409 when the member is not waiting for a result, or when
     ``next_communication`` is a number of another member of the campaign."""
-    number = body.next_communication
-    if number is not None and record.state.number(number) is None:
-        # Checked here: the runner would only log the store's refusal, after the engine
-        # had already judged the member.
-        owner = member_with_number(runner.members.engine, cid, number)
-        if owner is not None:
-            raise conflict(f"next_communication {number!r} is a number of member {owner}")
     try:
         runner.member_status(cid, record.member_id, body.to_result())
+    except DuplicateNumber as exc:  # the runner checks next_communication before judging
+        raise conflict(str(exc)) from None
     except NotWaiting:
         now = runner.members.get(record.member_id) or record
         raise conflict(

@@ -127,14 +127,17 @@ def api_task(
     routers: Callable[[Dialer], Iterable[APIRouter]] | None = None,
     *,
     grace: float = 5.0,
+    source: str | None = None,
 ) -> Callable[[Dialer], Awaitable[None]]:
     """A task for ``sipdialer.app.serve(..., extra=[...])``: the API (plus ``routers(runner)``,
-    the dashboard's) on ``[api] listen`` until cancelled; then a graceful close."""
+    the dashboard's) on ``[api] listen`` until cancelled; then a graceful close.
+    ``source``: the configuration file's path, shown with the campaign settings."""
 
     async def run(runner: Dialer) -> None:
         extra = list(routers(runner)) if routers is not None else []
-        server = ApiServer(create_app(runner, config, extra_routers=extra), config.api,
-                           grace=grace)  # fmt: skip
+        app = create_app(runner, config, extra_routers=extra)
+        app.state.config_source = source  # the campaign page names the file it shows
+        server = ApiServer(app, config.api, grace=grace)
         try:
             await server.start()
         except OSError as exc:

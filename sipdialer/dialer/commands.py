@@ -196,6 +196,11 @@ class MemberLeased:
     member: LeasedMember | None
     next_due: datetime | None = None
     remaining: int | None = None
+    zones: frozenset[str | None] | None = None
+    """Empty lease with members remaining: the campaign's member zones as the source has
+    them now (source ``zones``). Members added behind the engine's back (``sipdialer
+    import``, another node) may be in a zone it has never seen, which no ``LeaseMember``
+    would list: the engine learns them here. None: not looked up."""
 
 
 @dataclass(frozen=True, slots=True)

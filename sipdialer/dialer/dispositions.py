@@ -10,9 +10,17 @@ Rules of :func:`decide`, first match wins (§3):
 
 1. ``manager_request`` -> the member ends with MANAGER_REQUEST (attempt not counted).
 2. ``agent_leg_failed`` -> REFUND: not counted, the member is offered again at once (§1).
+   ``not_sent`` (the dialer's own trunk gate refused the member leg: NORMAL_CIRCUIT_ or
+   SWITCH_CONGESTION with no SIP answer and no ringing) -> MINUS: not counted, retry
+   after ``retry_wait`` (not at once: the gate is likely still full). The member was
+   never dialed, so it is not the member's failure.
 3. the campaign waits for a result and the agent leg was connected -> WAITING: no verdict,
    the member is not dialed (``next_call_at`` None) until :func:`apply_result` or
    :func:`result_deadline_passed`. The SIP cause is not judged (§4), whatever it is.
+3a. ``shutdown`` (the dialer hung up to shut down, its own SYSTEM_SHUTDOWN, in no cause
+   list): bridged with ``talk_seconds >= min_success_duration`` -> OK, the member ends
+   NORMAL_CLEARING; anything else -> REFUND, not counted and due at once (as a crash's
+   PROCESS_CRASH): the dialer, not the member, cut the try short.
 4. cause in Minus -> MINUS: not counted, next attempt ``retry_wait`` later.
 5. cause in OK, bridged and ``talk_seconds >= min_success_duration`` -> OK: counted, the
    member ends with the cause (NORMAL_CLEARING with the default lists; Webitel kept the
@@ -49,6 +57,8 @@ NORMAL_CLEARING = "NORMAL_CLEARING"
 MANAGER_REQUEST = "MANAGER_REQUEST"
 MAX_TRY_COUNT = "MAX_TRY_COUNT"
 MEMBER_EXPIRED = "MEMBER_EXPIRED"
+PRIORITY_MAX = 2**31 - 1
+"The highest number priority the store keeps (32-bit integer columns)."
 NO_COMMUNICATIONS = "NO_COMMUNICATIONS"
 """The member's end cause when a status result stopped all its numbers without success."""
 
@@ -166,6 +176,8 @@ class AttemptOutcome:
     agent_connected: bool = False  # the agent answered (agent-first order)
     agent_leg_failed: bool = False  # the agent leg failed: the member was never dialed
     manager_request: bool = False  # terminated through the API
+    shutdown: bool = False  # the dialer itself hung up to shut down (SYSTEM_SHUTDOWN)
+    not_sent: bool = False  # the dialer's own trunk gate refused: the member leg never left
 
     @property
     def cause_name(self) -> str:
@@ -228,7 +240,9 @@ def choose_number(member: MemberState) -> Number | None:
 def next_communication(member: MemberState, number: str) -> MemberState:
     """Put ``number`` above all others (adding it when new), active."""
     others = [n.priority for n in member.numbers if n.number != number]
-    top = max(others) + 1 if others else 0
+    # Capped: the store's priority column is a 32-bit integer (an overflow is an error
+    # on PostgreSQL). At the cap it ties with the top: the untried number still goes first.
+    top = min(max(others) + 1, PRIORITY_MAX) if others else 0
     existing = member.number(number)
     if existing is None:
         return replace(member, numbers=(*member.numbers, Number(number, priority=top)))
@@ -316,6 +330,14 @@ def decide(outcome: AttemptOutcome, member: MemberState, policy: DispositionPoli
             cause,
             rule="agent leg failed: refunded, offered again at once",
         )
+    if outcome.not_sent:
+        return Disposition(
+            DispositionKind.MINUS,
+            _reschedule(base, retry_at),
+            cause,
+            rule="the dialer's trunk gate refused, member not dialed: refunded, retry after"
+            " retry_wait",
+        )
     if policy.wait_for_result and outcome.agent_connected:
         waiting = _count(base, number, 0, now)
         waiting = replace(waiting, next_call_at=None, waiting_on=number or "")
@@ -323,6 +345,22 @@ def decide(outcome: AttemptOutcome, member: MemberState, policy: DispositionPoli
             DispositionKind.WAITING, waiting, cause, rule="waiting for the status result"
         )
 
+    if outcome.shutdown:
+        if outcome.bridged and outcome.talk_seconds >= policy.min_success_duration:
+            counted = _count(base, number, 1, now)
+            return Disposition(
+                DispositionKind.OK,
+                _end(counted, NORMAL_CLEARING),
+                cause,
+                1,
+                rule="shutdown after a conversation: ok",
+            )
+        return Disposition(
+            DispositionKind.REFUND,
+            _reschedule(base, now),
+            cause,
+            rule="shutdown: refunded (as PROCESS_CRASH)",
+        )
     which = policy.causes.list_of(cause)
     if which == "minus":
         tried = _count(base, number, 0, now)

@@ -45,7 +45,10 @@ store. Each ``LeaseMember`` carries the subset whose calendar window is open now
 standing for members without a zone, judged in the calendar's zone), so the store filters
 by a plain ``timezone IN (...)``. An empty ``MemberLeased`` carries ``next_due`` and
 ``remaining`` (see ``member_source``); a campaign without members finishes at once, and
-the runner sends ``CampaignRun`` again when members arrive with ``autoRun``.
+the runner sends ``CampaignRun`` again when members arrive with ``autoRun``. With members
+remaining it also carries the source's ``zones``: members added behind the engine's back
+(``sipdialer import``, another node) may be in a zone it never saw, which it learns there
+(and looks again at once) instead of never listing that zone.
 
 Clock: ``now`` is float Unix seconds (wall time in the runner, any float in virtual time).
 Agents run on the same floats; dispositions and calendars get aware UTC datetimes.
@@ -304,6 +307,12 @@ class DialerEngine(CallSteps):
             return
         if event.remaining == 0 and not campaign.busy:
             self._finish(campaign, now, "no member left", out)
+            return
+        if event.zones is not None and not event.zones <= campaign.zones:
+            # Members in a zone the engine never saw (added behind its back): learn the
+            # zone and look again now, as MembersChanged would have it.
+            campaign.zones.update(event.zones)
+            campaign.wake()
             return
         if event.remaining == 0:
             campaign.idle_until = math.inf  # the calls in flight wake it when they end

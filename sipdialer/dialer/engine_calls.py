@@ -36,6 +36,7 @@ from sipdialer.calls.events import (
     CallEnded,
     CallOrder,
     MemberAnswered,
+    Side,
 )
 from sipdialer.dialer.agents import Agent, Agents, AgentState
 from sipdialer.dialer.campaign import Campaign, CampaignState, utc
@@ -69,6 +70,11 @@ from sipdialer.dialer.dispositions import (
     result_deadline_passed,
 )
 from sipdialer.dialer.member_source import LeasedMember
+
+SYSTEM_SHUTDOWN = "SYSTEM_SHUTDOWN"
+"The cause the runner's close() hangs calls up with."
+OWN_GATE_CAUSES = frozenset({"NORMAL_CIRCUIT_CONGESTION", "SWITCH_CONGESTION"})
+"Causes of the calls layer's trunk gate (max_calls) refusing a member leg it never sent."
 
 
 @dataclass
@@ -267,6 +273,16 @@ class CallSteps:
             wrap_up = campaign.settings.wrap_up_time if policy.wait_for_result else None
             agent.call_ended(now, wrap_up)
         connected = result.agent_connected
+        # The dialer's own refusals, not the member's doing (dispositions rules 2, 3a):
+        # its trunk gate never sent the member leg (no ringing, no SIP answer), or it hung
+        # up itself to shut down.
+        not_sent = (
+            connected
+            and result.cause in OWN_GATE_CAUSES
+            and result.member_ringing_at is None
+            and result.sip_code is None
+        )
+        shutdown = result.cause == SYSTEM_SHUTDOWN and result.hangup_by is Side.DIALER
         outcome = AttemptOutcome(
             cause=result.cause,
             now=utc(now),
@@ -276,6 +292,8 @@ class CallSteps:
             agent_connected=connected,
             agent_leg_failed=not connected,
             manager_request=attempt.manager_request,
+            shutdown=shutdown,
+            not_sent=not_sent,
         )
         verdict = decide(outcome, attempt.member.state, policy)
         member_id = attempt.member.member_id

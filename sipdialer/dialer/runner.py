@@ -108,8 +108,10 @@ from sipdialer.dialer.runner_store import RunnerStore
 from sipdialer.dialer.runner_views import CALL_STATES, LiveCall, RunnerViews
 from sipdialer.dialer.views import RunnerMetrics
 from sipdialer.sip.bindings import BindingAdded, BindingExpired, BindingRemoved, RegistrarEvent
+from sipdialer.store.api_queries import member_with_number
 from sipdialer.store.attempts import AttemptStore
 from sipdialer.store.db import open_engine
+from sipdialer.store.member_rows import DuplicateNumber, MemberRecord
 from sipdialer.store.members import MemberStore
 from sipdialer.store.migrations import migrate
 from sipdialer.store.sync import load_agents, load_campaigns, set_campaign_state, sync_config
@@ -210,8 +212,9 @@ class DialerRunner(RunnerViews):
         for cfg in self.config.campaigns:
             campaign_id = self._names[cfg.name]
             settings = CampaignSettings.from_config(
-                cfg, calendars[cfg.calendar], campaign_id=campaign_id, trunk=trunk
-            )
+                cfg, calendars[cfg.calendar], campaign_id=campaign_id, trunk=trunk,
+                refund_missed_result=cfg.refund_missed_result,
+            )  # fmt: skip
             state = CampaignState(rows[campaign_id].state)
             zones = self.members.zones(campaign_id) or frozenset({None})
             self.engine.add_campaign(settings, state=state, zones=zones)
@@ -483,8 +486,18 @@ class DialerRunner(RunnerViews):
             self.set_campaign_state(campaign_id, True)
 
     def member_status(self, campaign_id: str, member_id: int, result: StatusResult) -> None:
-        """A status result (§4). Raises NotWaiting (409) or KeyError (404)."""
-        self._member(campaign_id, member_id)
+        """A status result (§4). Raises NotWaiting or DuplicateNumber (409), KeyError (404).
+
+        A ``next_communication`` that is another member's number is refused here, before
+        the engine judges the member: the store would refuse the SaveMember after it."""
+        record = self._member(campaign_id, member_id)
+        number = result.next_communication
+        if number is not None and record.state.number(number) is None:
+            owner = member_with_number(self.db, campaign_id, number)
+            if owner is not None and owner != member_id:
+                raise DuplicateNumber(
+                    f"next_communication {number!r} is a number of member {owner}"
+                )
         self._apply(MemberStatusReceived(campaign_id, member_id, result))
 
     def terminate_member(self, campaign_id: str, member_id: int) -> None:
@@ -492,11 +505,12 @@ class DialerRunner(RunnerViews):
         self._member(campaign_id, member_id)
         self._apply(MemberTerminated(campaign_id, member_id))
 
-    def _member(self, campaign_id: str, member_id: int) -> None:
+    def _member(self, campaign_id: str, member_id: int) -> MemberRecord:
         self.engine.campaign(campaign_id)
         record = self.members.get(member_id)
         if record is None or record.campaign_id != campaign_id:
             raise KeyError(f"no member {member_id} in campaign {campaign_id!r}")
+        return record
 
     # --- the facade: agents and calls --------------------------------------------------------
 

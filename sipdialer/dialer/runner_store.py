@@ -62,10 +62,11 @@ from sipdialer.dialer.commands import (
     StartAttempt,
     UpdateAttempt,
 )
-from sipdialer.dialer.dispositions import DispositionKind
+from sipdialer.dialer.dispositions import NO_COMMUNICATIONS, DispositionKind, MemberState
 from sipdialer.dialer.member_source import LeasedMember
 from sipdialer.store.attempts import AttemptEnd, AttemptStore, complete_waiting, end_attempt
 from sipdialer.store.db import is_postgresql, read, write
+from sipdialer.store.member_rows import DuplicateNumber, MemberRecord
 from sipdialer.store.members import MemberStore
 from sipdialer.store.schema import LEASED, WAITING, members
 from sipdialer.store.sync import release_agents, save_agent
@@ -201,7 +202,8 @@ class RunnerStore:
             # What is left is in other nodes' calls: their dispositions do not wake this
             # node's engine, so look again soon rather than after EMPTY_RECHECK.
             next_due = now + timedelta(seconds=OTHERS_RECHECK)
-        return MemberLeased(cid, agent, None, next_due=next_due, remaining=remaining)
+        zones = self.members.zones(cid) if remaining else None  # unseen zones (engine.py)
+        return MemberLeased(cid, agent, None, next_due=next_due, remaining=remaining, zones=zones)
 
     def leased_count(self, campaign_id: str, *, others: bool = False) -> int:
         """Members of the campaign leased now by any node (its lines in use), or by
@@ -262,21 +264,32 @@ class RunnerStore:
             status_body = _status_body(update)
         elif update is not None and update.member_id != member_id:
             self._complete_alone(update)
-        self.members.save(
-            member_id,
-            command.state,
-            disposition=disposition,
-            result=status_body,
-            result_deadline=command.result_deadline,
-        )
+        try:
+            self.members.save(
+                member_id,
+                command.state,
+                disposition=disposition,
+                result=status_body,
+                result_deadline=command.result_deadline,
+            )
+        except DuplicateNumber as exc:
+            # A status result's next_communication taken by another member after the
+            # runner checked it (an edit, another node): the judged member is saved
+            # without it. A refused number is the client's error, never a store failure.
+            log.warning("member %d: %s; saved without that number", member_id, exc)
+            self.members.save(
+                member_id,
+                _without_new_numbers(command.state, self.members.get(member_id)),
+                disposition=disposition,
+                result=status_body,
+                result_deadline=command.result_deadline,
+            )
 
     def end_member(self, command: EndMember) -> None:
         self.flush()
-        record = self.members.get(command.member_id)
-        if record is None or record.status == LEASED or record.state.ended:
-            return  # gone, another node's call (it judges it), or over already
-        ended = replace(record.state, next_call_at=None, ended_with=command.cause)
-        self.members.save(command.member_id, ended)
+        # One locked transaction: gone, another node's call (it judges it), or over
+        # already leave it as it is; a lease can no longer slip in between read and write.
+        self.members.end_unleased(command.member_id, command.cause)
 
     def flush(self) -> None:
         """Write a held FinishAttempt / UpdateAttempt on its own (no SaveMember came)."""
@@ -308,6 +321,16 @@ class RunnerStore:
             calls=agent.calls,
             idle_since=datetime.fromtimestamp(agent.idle_since, UTC) if agent.idle_since else None,
         )
+
+
+def _without_new_numbers(state: MemberState, stored: MemberRecord | None) -> MemberState:
+    """``state`` keeping only the numbers the store has for the member; with none active
+    left, the member ends with NO_COMMUNICATIONS (as a status result stopping them all)."""
+    have = {n.number for n in stored.state.numbers} if stored is not None else set()
+    state = replace(state, numbers=tuple(n for n in state.numbers if n.number in have))
+    if not state.ended and not state.active_numbers:
+        state = replace(state, next_call_at=None, waiting_on=None, ended_with=NO_COMMUNICATIONS)
+    return state
 
 
 def _status_body(command: UpdateAttempt) -> dict[str, object]:

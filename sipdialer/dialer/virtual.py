@@ -333,6 +333,7 @@ class VirtualDialer:
                 None,
                 next_due=self.members.next_due(campaign_id),
                 remaining=self.members.remaining(campaign_id, now),
+                zones=self.members.zones(campaign_id),
             )
         self._post(self.now, event)
 

@@ -66,7 +66,11 @@ def edit_member(
     now = now or datetime.now(UTC)
     m = members
     with write(engine) as connection:
-        row = connection.execute(select(*m.c).where(m.c.id == member_id)).first()
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes writers): a
+        # node's lease (SKIP LOCKED) cannot take the row between this read and the write
+        # below, which would give the leased member back as ready (a double lease).
+        query = select(*m.c).where(m.c.id == member_id).with_for_update()
+        row = connection.execute(query).first()
         if row is None:
             raise KeyError(f"no member {member_id}")
         data = row._mapping
@@ -100,7 +104,13 @@ def edit_member(
             write_numbers(connection, member_id, data["campaign_id"], new_state.numbers)
         if columns:
             columns["updated_at"] = now
-            connection.execute(update(m).where(m.c.id == member_id).values(**columns))
+            done = connection.execute(
+                update(m)
+                .where(m.c.id == member_id, m.c.status.not_in((LEASED, WAITING)))
+                .values(**columns)
+            )
+            if done.rowcount != 1:  # belt and braces: leased after all (rolled back)
+                raise LeaseError(f"member {member_id} was leased meanwhile: try again")
 
 
 def _edited_state(state: MemberState, changes: Mapping[str, Any]) -> MemberState:

@@ -37,6 +37,7 @@ back unchanged: they had not been judged, so they are offered again at once.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -413,12 +414,34 @@ class MemberStore:
         """Delete a member, its numbers and attempts; False when there was none. A leased
         member raises :class:`LeaseError` (its call is in progress)."""
         with write(self.engine) as connection:
-            row = connection.execute(select(m.c.status).where(m.c.id == member_id)).first()
+            # Locked (PostgreSQL), and the delete conditional: a lease between the read
+            # and the delete must not lose a member whose call is in progress.
+            query = select(m.c.status).where(m.c.id == member_id).with_for_update()
+            row = connection.execute(query).first()
             if row is None:
                 return False
             if row.status == LEASED:
                 raise LeaseError(f"member {member_id} is leased: its call is in progress")
-            connection.execute(delete(m).where(m.c.id == member_id))
+            done = connection.execute(delete(m).where(m.c.id == member_id, m.c.status != LEASED))
+            if done.rowcount != 1:
+                raise LeaseError(f"member {member_id} was leased meanwhile: its call is on")
+            return True
+
+    def end_unleased(self, member_id: int, cause: str, now: datetime | None = None) -> bool:
+        """End a member that is not leased with ``cause`` (a manager request the engine
+        does not hold), in one locked transaction; False when it is gone, leased (its
+        node judges its call) or over already."""
+        now = now or _now()
+        with write(self.engine) as connection:
+            try:
+                row = self._row(connection, member_id)
+            except KeyError:
+                return False
+            state = state_of(row, load_numbers(connection, member_id))
+            if row["status"] == LEASED or state.ended:
+                return False
+            ended = replace(state, next_call_at=None, ended_with=cause)
+            self._write_state(connection, row, ended, now, None)
             return True
 
     def check_numbers(self, campaign_id: str, numbers: Sequence[str]) -> None:

@@ -136,6 +136,7 @@ class Rig:
                         leased,
                         next_due=None if leased else self.members.next_due(campaign_id),
                         remaining=None if leased else self.members.remaining(campaign_id, moment),
+                        zones=None if leased else self.members.zones(campaign_id),
                     )
                     queue.extend(self.engine.handle(answer, self.now))
                 case SaveMember(_, member_id, state, _):

@@ -131,7 +131,8 @@ function campaignCard(c) {
     sd.el("div", {class: "causes"}),
     sd.el("div", {class: "actions"},
       sd.el("button", {class: "run", "data-action": "run", onclick: () => setState(c.id, "run")}, "Run"),
-      sd.el("button", {class: "stop", "data-action": "stop", onclick: () => setState(c.id, "stop")}, "Stop")));
+      sd.el("button", {class: "stop", "data-action": "stop", onclick: () => setState(c.id, "stop")}, "Stop"),
+      sd.el("a", {class: "open", href: "/campaign?id=" + encodeURIComponent(c.id)}, "Members…")));
   $("campaigns").append(card);
   return card;
 }
