@@ -41,7 +41,12 @@ from sipdialer.api.dashboard_agent import console_routes
 from sipdialer.api.dashboard_card import CardSource
 from sipdialer.api.dashboard_events import DashboardHub
 from sipdialer.api.dashboard_recording import recording_routes
-from sipdialer.api.dashboard_session import SESSION_SECONDS, SUPERVISOR_COOKIE, Sessions
+from sipdialer.api.dashboard_session import (
+    SESSION_SECONDS,
+    SUPERVISOR_COOKIE,
+    Sessions,
+    supervisor_lockout_key,
+)
 from sipdialer.api.metrics import metrics_router
 from sipdialer.api.routes_common import Dialer
 from sipdialer.config import Config
@@ -178,11 +183,12 @@ def _routes(dashboard: Dashboard) -> None:
     @router.post("/dashboard/login", status_code=204)
     async def supervisor_login(body: SupervisorLogin, request: Request) -> Response:
         ip = request.client.host if request.client else ""
-        if sessions.locked(ip, "supervisor"):
+        user = supervisor_lockout_key(body.token)
+        if sessions.locked(ip, user):
             raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed sign-ins")
         cookie = sessions.supervisor_login(body.token, body.key)
         if cookie is None:
-            sessions.failed(ip, "supervisor")
+            sessions.failed(ip, user)
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong token or key")
         response = Response(status_code=204)
         set_session_cookie(response, SUPERVISOR_COOKIE, cookie)

@@ -57,6 +57,13 @@ def _token_subject(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
+def supervisor_lockout_key(token: str) -> str:
+    """The lockout's "user" for a supervisor sign-in: per token tried, so that failures
+    with one token never lock out the supervisors who sign in with another (the source
+    address is locked out on its own count)."""
+    return "supervisor:" + _token_subject(token)
+
+
 class Sessions:
     """Signs and checks the pages' session cookies."""
 

@@ -155,3 +155,16 @@ async def test_repeated_failed_sign_ins_lock(tmp_path: Path) -> None:
             # The same address is locked out of the supervisor's form too.
             reply = await browser.post("/dashboard/login", json={"token": TOKEN, "key": KEY})
             assert reply.status_code == 429
+
+
+def test_supervisor_lockout_is_per_address_and_token_not_global() -> None:
+    """Failed sign-ins with a guessed token lock the guesser's address and that token,
+    never every supervisor (a constant lockout key would let anyone lock them all out)."""
+    from sipdialer.api.dashboard_session import Sessions, supervisor_lockout_key
+    from sipdialer.config import ApiToken
+
+    sessions = Sessions([ApiToken(token="real", key="k")], [], clock=lambda: 1000.0)
+    for attempt in range(10):
+        sessions.failed("192.0.2.7", supervisor_lockout_key(f"guess{attempt}"))
+    assert sessions.locked("192.0.2.7", supervisor_lockout_key("real"))  # the guesser
+    assert not sessions.locked("198.51.100.1", supervisor_lockout_key("real"))  # others
