@@ -23,7 +23,8 @@ Everything here is a table from ``reference/causes.md``, kept as data and tested
   cause each one ends the leg with (§1 rule 3). When we CANCEL a leg ourselves, the 487
   that follows is not judged: the local cause is the leg's cause.
 * :func:`reason_header`: the ``Reason`` value of our BYE/CANCEL
-  (``Q.850;cause=16;text="NORMAL_CLEARING"``).
+  (``Q.850;cause=16;text="NORMAL_CLEARING"``; a cause above 127 is no Q.850 value and
+  goes as cause=16 with its name in ``text``).
 
 Pure code: no IO, no clock.
 """
@@ -398,9 +399,21 @@ def status_for_cause(cause: str | Enum) -> int:
     return DEFAULT_CAUSE_STATUS
 
 
+Q850_MAX = 127
+"The largest Q.850 cause value: a ``Reason: Q.850;cause=`` names one of 1-127."
+
+
 def reason_header(cause: HangupCause = HangupCause.NORMAL_CLEARING) -> str:
-    """The ``Reason`` value of our BYE/CANCEL: ``Q.850;cause=16;text="NORMAL_CLEARING"``."""
-    return str(Reason("Q.850", int(cause), cause.name))
+    """The ``Reason`` value of our BYE/CANCEL: ``Q.850;cause=16;text="NORMAL_CLEARING"``.
+
+    RFC 3326 §2: the cause of protocol Q.850 is a Q.850 value, 1-127. FreeSWITCH's own
+    causes above that (ORIGINATOR_CANCEL 487, MEDIA_TIMEOUT 804, ...) are no Q.850
+    value: they go as cause=16 (normal clearing, what FreeSWITCH sends on a BYE,
+    causes.md §2) with the real name in ``text``."""
+    value = int(cause)
+    if not 1 <= value <= Q850_MAX:
+        value = int(HangupCause.NORMAL_CLEARING)
+    return str(Reason("Q.850", value, cause.name))
 
 
 # --- failures we detect ourselves (causes.md §1 rule 3) ------------------------------------

@@ -25,6 +25,7 @@ Pure: no IO, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from sipdialer.sip.errors import ParseError
@@ -83,11 +84,17 @@ class Redirects:
     def was_tried(self, uri: SipUri) -> bool:
         return any(uri.equivalent(seen) for seen in self.tried)
 
-    def next_target(self, response: Response) -> SipUri | None:
-        """The URI to send the next INVITE to, counted as one hop; ``None`` to stop."""
+    def next_target(
+        self, response: Response, accept: Callable[[SipUri], bool] | None = None
+    ) -> SipUri | None:
+        """The URI to send the next INVITE to, counted as one hop; ``None`` to stop.
+        ``accept`` (when given) says which targets may be followed at all (the shell
+        follows only targets at the trunk's own address)."""
         if self.hops >= self.max_hops:
             return None
         for uri in redirect_targets(response):
+            if accept is not None and not accept(uri):
+                continue
             if not self.was_tried(uri):
                 self.tried.append(uri)
                 self.hops += 1

@@ -12,7 +12,10 @@ request (``we_are_uac``).
   expiration", §7.2). **Decision: as UAC we offer no timer** (``SessionTimerPolicy.offer``
   is off; the UA still sends ``Supported: timer``), but when a trunk's 2xx carries one we
   honour it. A 2xx whose Session-Expires has no ``refresher`` (only a broken UAS or proxy
-  sends that) is taken as ``uac``: better a refresh too many than a call cut off.
+  sends that) is taken as ``uac``: better a refresh too many than a call cut off. A
+  Session-Expires below our request's Min-SE (absent: ``MIN_SE`` = 90 s, §4/§5) is
+  raised to it: the far end broke the contract, and honouring 1 s would mean a refresh
+  twice a second.
 * ``session_timer_for_request(request, now)``: for an INVITE/re-INVITE/UPDATE we are
   about to answer 2xx (§9). Returns the timer and the headers our 2xx must carry, or
   raises ``SessionIntervalTooSmall`` (answer 422 with its ``headers``: Min-SE). The
@@ -264,11 +267,15 @@ def session_timer_from_answer(
         return None
     if expires is None or expires.interval == 0:
         return None
+    # §4/§5: our request's Min-SE (absent: 90 s) bounds what a 2xx may set. A far end
+    # that gives less is raised to that floor, never honoured (a 1 s Session-Expires
+    # would have us refresh twice a second for the whole call).
+    interval = max(expires.interval, min_se or 0, MIN_SE)
     refresher = expires.refresher or Refresher.UAC
     we_refresh = (refresher is Refresher.UAC) == we_are_uac
     peer = response if we_are_uac else request
     method = "UPDATE" if _allows_update(peer) else "INVITE"
-    return SessionTimer(expires.interval, refresher, we_refresh, now,
+    return SessionTimer(interval, refresher, we_refresh, now,
                         refresh_method=method, min_se=min_se)  # fmt: skip
 
 

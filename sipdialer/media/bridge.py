@@ -221,10 +221,14 @@ def _rtp_reader(
             n, addr = recv_into(buf)
         except OSError:  # a spurious wake-up, or an ICMP error queued on the socket
             return
+        # RTP or muxed RTCP is told by the second octet as it arrived (RFC 5761 §4:
+        # PT 64-95 with the marker bit is RTCP 192-223): the relay rewrites it, and an
+        # RFC 4733 start of event (M=1, PT 96-127) comes out as 224-255.
+        kind = buf[1] & 0x7F
         to = rtp_into(src, dst, buf, n, addr, now)
         if to is None:
             return
-        if buf[1] < 192:  # RTP (muxed RTCP is 192-223, RFC 5761 §4; RTP never is)
+        if not 64 <= kind <= 95:  # RTP
             try:
                 sendto(views[n], to)
             except OSError:  # includes a full send buffer: media is not queued

@@ -84,7 +84,7 @@ class Leg:
         "rtcp_mux", "send", "last_rx", "quiet_since", "in_ssrc", "in_next", "last_event_ts",
         "received", "lost", "dtmf_events", "out_ssrc", "out_seq", "out_ts", "out_at", "source",
         "seq_off", "ts_off", "marker", "sent", "transcoded", "rtcp_sent", "suppressed",
-        "channel", "forward", "recorder",
+        "channel", "forward", "recorder", "probe_from", "probe_ssrc", "probe_next", "probe_count",
     )  # fmt: skip
 
     def __init__(self, name: str, channel: int) -> None:
@@ -112,6 +112,11 @@ class Leg:
         "When its last accepted RTP packet arrived."
         self.quiet_since = 0.0
         "Media timeout counts from max(last_rx, quiet_since)."
+        self.probe_from: Address | None = None
+        "A source on probation to re-latch (``CallRelay``): its SSRC, next seq, count."
+        self.probe_ssrc = -1
+        self.probe_next = 0
+        self.probe_count = 0
         # -- what it sends us
         self.in_ssrc = -1
         self.in_next = 0
@@ -147,6 +152,7 @@ class Leg:
         self.event_pt = spec.event_pt
         if old is None or (old.host, old.port) != (spec.host, spec.port):
             self.latched = None  # a new address (re-INVITE): learn the source again
+            self.probe_from = None
             self.rtp_to = spec.rtp_address
         if old is None or old.rtcp_address != spec.rtcp_address:
             self.rtcp_latched = None

@@ -19,11 +19,18 @@ Modes (``Mode``), switched by the calls layer:
 - ``BRIDGED``: both ways; the media timeout is armed and recording starts.
 
 Symmetric latching (the NAT rule of rtpproxy/Asterisk ``strictrtp``): until a leg has sent
-anything we send to the address its SDP gave. The first RTP packet from the leg, whatever
-its source, latches ``rtp_to`` to that source. Later a packet from another address is
-dropped (counted in ``foreign``) unless the latched source has been silent for
-``RELATCH_AFTER`` seconds: then the new source is latched (a phone that moved, a NAT
-binding that changed). An SSRC change alone does not re-latch (anyone could send one).
+anything we send to the address its SDP gave. A packet from that SDP address latches
+``rtp_to`` to it at once, whatever was latched before: the peer's own word is always
+preferred. While nothing is latched, the first RTP packet from an unknown source is
+accepted and latches too (a phone behind NAT sends from another address than its SDP
+names; the SDP address still takes over the moment it sends). Once a source is latched,
+a packet from any other address is dropped (counted in ``foreign``) unless all of these
+hold: the latched source has been silent for ``RELATCH_AFTER`` (2 s: longer than a
+silence-suppressed pause is worth a hijack), the leg is not on hold (its spec's
+``receive``; a held peer may send nothing for minutes), and the new source has sent
+``RELATCH_PACKETS`` consecutive sequence numbers on one SSRC (a stream, not a spray of
+stray packets); then it is latched (a phone that moved, a NAT binding that changed). The
+probation packets themselves are dropped. An SSRC change alone does not re-latch.
 A new ``StreamSpec`` with a different address (re-INVITE) forgets the latch. RTCP
 latches likewise on its own: the first RTCP datagram, then re-latch only from the same
 host as the RTCP or RTP source latched (a port change behind the same NAT). RTCP
@@ -76,6 +83,7 @@ from .tones import frames
 
 __all__ = [
     "RELATCH_AFTER",
+    "RELATCH_PACKETS",
     "UNSPECIFIED_HOSTS",
     "Address",
     "CallRelay",
@@ -85,8 +93,10 @@ __all__ = [
     "StreamSpec",
 ]
 
-RELATCH_AFTER: Final = 0.5
-"Seconds a latched source must be silent before a packet from another address re-latches."
+RELATCH_AFTER: Final = 2.0
+"Seconds a latched source must be silent before another address may re-latch."
+RELATCH_PACKETS: Final = 3
+"Consecutive sequence numbers on one SSRC a new source sends before it re-latches."
 
 _FIXED = struct.Struct("!BBHII")
 _pack_into = _FIXED.pack_into
@@ -305,11 +315,9 @@ class CallRelay:
             return None
         if 64 <= pt <= 95:  # RFC 5761 §4: RTCP on the RTP port (second octet 192-223)
             return self._rtcp_into(src, dst, buf, n, addr, True)
-        if addr != src.latched:
-            if src.latched is not None and now - src.last_rx < RELATCH_AFTER:
-                self.foreign += 1
-                return None
-            src.latched = src.rtp_to = addr
+        if addr != src.latched and not self._latch(src, addr, ssrc, seq, now):
+            self.foreign += 1
+            return None
         src.last_rx = now
         if seq == src.in_next and ssrc == src.in_ssrc:  # the next one: the common case
             src.in_next = (seq + 1) & 0xFFFF
@@ -367,6 +375,26 @@ class CallRelay:
                     return None
                 buf[start:end] = buf[start:end].translate(table)
         return to
+
+    @staticmethod
+    def _latch(src: Leg, addr: Address, ssrc: int, seq: int, now: float) -> bool:
+        """A packet from *addr*, not the latched source: whether it is accepted, which
+        latches *addr* (the rules are in the module docstring)."""
+        spec = src.spec
+        if src.latched is not None and (spec is None or addr != spec.rtp_address):
+            if (spec is not None and not spec.receive) or now - src.last_rx < RELATCH_AFTER:
+                src.probe_from = None  # the latched source is alive (or held): no takeover
+                return False
+            if src.probe_from == addr and src.probe_ssrc == ssrc and seq == src.probe_next:
+                src.probe_count += 1
+            else:
+                src.probe_from, src.probe_ssrc, src.probe_count = addr, ssrc, 1
+            src.probe_next = (seq + 1) & 0xFFFF
+            if src.probe_count < RELATCH_PACKETS:
+                return False
+        src.latched = src.rtp_to = addr
+        src.probe_from = None
+        return True
 
     # -- RTCP -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ A failure final response or a 2xx for another early dialog terminates an early d
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from enum import Enum, auto
@@ -88,6 +89,8 @@ class Dialog:
     invite_seq: int = 0
     "CSeq number of the INVITE that made (or last refreshed) the dialog; ACK uses it."
     extra: dict[str, str] = field(default_factory=dict)
+    follow_target: bool = False
+    "Send to the remote target's address when it is an IP literal (``destination``)."
 
     # --- construction (§12.1) -------------------------------------------------------
 
@@ -206,14 +209,29 @@ class Dialog:
         return Request(out, body, method, str(uri))
 
     def destination(self) -> Peer:
-        """Where in-dialog requests go: the peer the dialog was set up with.
+        """Where in-dialog requests go: by default the peer the dialog was set up with.
 
-        Office phones sit behind NAT (their Contact names a private address) and a trunk
-        is one address, so the source of the dialog is the reliable way back
-        (RFC 3581 spirit; RFC 5626 would make it formal). Proxies in between would
-        need the route set resolved by the shell: not supported, so not attempted.
+        Office phones sit behind NAT (their Contact names a private address), so the
+        source of the dialog is the reliable way back (RFC 3581 spirit; RFC 5626 would
+        make it formal). A trunk may answer from one address and name another in its
+        Contact (RFC 3261 §12.2.1.1: requests go to the remote target): with
+        ``follow_target`` set (the UAC asked for it) and no route set, a ``sip:`` remote
+        target whose host is an IP literal, over UDP like the dialog, is used. A host
+        name would need a DNS look-up the pure core cannot do: the peer is kept then.
+        Proxies in between would need the route set resolved by the shell: not
+        supported, so not attempted.
         """
-        return self.peer
+        target = self.remote_target
+        if not self.follow_target or self.route_set or not isinstance(target, SipUri):
+            return self.peer
+        transport = (target.transport or "UDP").upper()
+        if target.secure or self.peer.transport != "UDP" or transport != "UDP":
+            return self.peer
+        try:
+            ipaddress.ip_address(target.host.strip("[]"))
+        except ValueError:
+            return self.peer
+        return Peer(self.peer.transport, target.host, target.port or 5060)
 
     def receive_request(self, request: Request) -> None:
         """Vet an in-dialog request (§12.2.2). Raises with status 500 for an old CSeq."""

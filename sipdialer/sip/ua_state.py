@@ -43,8 +43,12 @@ class ClientInvite:
     provisional: bool = False
     cancel_pending: bool = False
     cancelled: bool = False
+    cancel_reason: str | None = None
+    "The Reason of a CANCEL deferred until the first provisional (RFC 3326)."
     answered: DialogId | None = None
     early: dict[str, DialogId] = field(default_factory=dict)
+    follow_target: bool = False
+    "Its dialog sends to the remote target (``Dialog.follow_target``)."
 
 
 @dataclass

@@ -30,16 +30,18 @@ class UacInvites(UaBase):
         content_type: str = "application/sdp",
         headers: list[tuple[str, str]] | None = None,
         credentials: Account | None = None,
+        follow_target: bool = False,
     ) -> str:
         """Send an INVITE; returns its handle. Events: CallProgress*, then CallAnswered
-        or CallFailed."""
+        or CallFailed. *follow_target*: see ``Dialog.follow_target``."""
         request = self.new_request(
             "INVITE", request_uri, destination, from_uri=from_uri, to_uri=to_uri,
             from_name=from_name, body=body, content_type=content_type, headers=headers,
         )  # fmt: skip
         handle = request.call_id
         tx_key = self.layer.send_request(request, destination, now)
-        self._invites[handle] = ClientInvite(handle, request, destination, tx_key, credentials)
+        self._invites[handle] = ClientInvite(handle, request, destination, tx_key, credentials,
+                                             follow_target=follow_target)  # fmt: skip
         self._invite_by_tx[tx_key] = handle
         return handle
 
@@ -50,6 +52,7 @@ class UacInvites(UaBase):
             return
         invite.cancelled = True
         invite.cancel_pending = not invite.provisional
+        invite.cancel_reason = reason
         if invite.provisional:
             self._send_cancel(invite, now, reason)
 
@@ -68,13 +71,14 @@ class UacInvites(UaBase):
         if code < 200:
             if invite.cancel_pending:  # RFC 3261 §9.1: any provisional, 100 included
                 invite.cancel_pending = False
-                self._send_cancel(invite, now)
+                self._send_cancel(invite, now, invite.cancel_reason)
             invite.provisional = True
             early = None
             if code > 100 and dialog_id is not None and not invite.cancelled:
                 if dialog_id not in self._dialogs:
                     self._dialogs[dialog_id] = Dialog.from_uac(invite.request, response,
                                                                invite.destination)  # fmt: skip
+                    self._dialogs[dialog_id].follow_target = invite.follow_target
                 invite.early[dialog_id.remote_tag] = dialog_id
                 early = dialog_id
             if not invite.cancelled:
@@ -106,6 +110,7 @@ class UacInvites(UaBase):
         dialog = self._dialogs.get(dialog_id)
         if dialog is None:
             dialog = Dialog.from_uac(invite.request, response, invite.destination)
+            dialog.follow_target = invite.follow_target
             self._dialogs[dialog_id] = dialog
         else:
             dialog.remote_uri = response.to

@@ -14,8 +14,19 @@ or an RFC 4028 session refresh. ``InDialog.on_request`` answers them:
 
 ``session_timer_due`` runs a leg's ``SessionTimer``: when we are the refresher, an UPDATE
 (when the peer allows it) or a re-INVITE with our current offer goes out at half the
-interval, and its 2xx makes the next timer (``on_response``; a 491 retries in 2 s);
-when the session expires unrefreshed the call is hung up with RECOVERY_ON_TIMER_EXPIRE.
+interval, and its 2xx makes the next timer (``on_response``; a 491 retries in 2 s).
+A trunk may list UPDATE in Allow yet refuse the offer-less UPDATE (405, 488, 500, 501):
+any other failure of an UPDATE falls back to a re-INVITE with our current offer at once
+(and the leg refreshes by re-INVITE from then on); a failed re-INVITE is retried halfway
+to the expiry. A 481 or 408 ends the dialog (RFC 3261 §12.2.1.2: the UA reports it, the
+core hangs up). When the session expires unrefreshed the call is hung up with
+RECOVERY_ON_TIMER_EXPIRE.
+
+Glare (RFC 3261 §14.2, RFC 3311 §5.2): while our own offer on a dialog is unanswered
+(``LegSip.refresh_offer``: a refresh re-INVITE in flight, or the offer in our 2xx to an
+offer-less re-INVITE awaiting its ACK), an incoming re-INVITE or an UPDATE with an offer
+gets 491; an incoming re-INVITE while an earlier one is not complete (its ACK not in:
+``awaiting_ack_answer``) gets 500 with a random Retry-After of 0-10 s.
 An in-dialog request for a dialog no call knows gets 481 (RFC 3261 §12.2.2); an INFO
 in a call's dialog gets 200 (``on_info``).
 """
@@ -23,6 +34,7 @@ in a call's dialog gets 200 (``on_info``).
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import TYPE_CHECKING
 
 from sipdialer.calls.call_legs import Leg
@@ -56,6 +68,8 @@ log = logging.getLogger(__name__)
 GLARE_RETRY = 2.0
 """Seconds before a refresh refused with 491 is sent again (RFC 3261 §14.1: 2.1-4 s for
 the dialog's owner; close enough, and the timer's expiry bounds it anyway)."""
+RETRY_AFTER_MAX = 10
+"RFC 3261 §14.2: the Retry-After of a 500 to an overlapping re-INVITE, 0-10 s at random."
 
 
 class InDialog:
@@ -81,6 +95,18 @@ class InDialog:
             ua.respond(event.key, 481, now)
             return
         request = event.request
+        if request.method == "INVITE" and sip.awaiting_ack_answer:
+            # RFC 3261 §14.2: the previous re-INVITE is not complete (its ACK, with the
+            # answer to the offer in our 2xx, is not in): 500 and a random Retry-After.
+            retry = str(secrets.randbelow(RETRY_AFTER_MAX + 1))
+            ua.respond(event.key, 500, now, headers=[("Retry-After", retry)])
+            return
+        if (request.method == "INVITE" or request.body) and (
+            sip.refresh_offer is not None or sip.awaiting_ack_answer
+        ):
+            # Glare: our offer on this dialog is unanswered (RFC 3261 §14.2, RFC 3311 §5.2).
+            ua.respond(event.key, 491, now)
+            return
         try:
             timer, timer_headers = session_timer_for_request(request, now)
         except SessionIntervalTooSmall as exc:
@@ -160,15 +186,20 @@ class InDialog:
     def _refresh(self, live: LiveCall, leg: Leg, sip: LegSip, now: float) -> None:
         assert sip.timer is not None and sip.dialog is not None
         ua = self.service.endpoint.ua
+        reinvite = sip.timer.refresh_method != "UPDATE" or sip.update_refused
+        if sip.refresh_key is not None or (reinvite and sip.awaiting_ack_answer):
+            # Ours still in flight, or our offer in a 2xx unanswered: no second offer.
+            sip.timer.refresh_again_at(now + GLARE_RETRY)
+            return
         headers = sip.timer.refresh_headers()
-        if sip.timer.refresh_method == "UPDATE":
-            key = ua.request_in_dialog(sip.dialog, "UPDATE", now, headers=headers)
-            reinvite = False
-        else:
+        if reinvite:
             offer = sip.new_offer()
             key = ua.request_in_dialog(sip.dialog, "INVITE", now, body=offer.to_bytes(),
                                        headers=headers)  # fmt: skip
-            reinvite = True
+            sip.refresh_offer = offer
+        else:
+            key = ua.request_in_dialog(sip.dialog, "UPDATE", now, headers=headers)
+        sip.refresh_key = key
         self._refreshes[key] = (live, leg, headers, reinvite)
 
     def on_response(self, event: ResponseReceived | RequestFailed) -> None:
@@ -180,23 +211,48 @@ class InDialog:
         del self._refreshes[event.key]
         live, leg, headers, reinvite = entry
         sip = live.sip(leg)
-        if sip is None or not isinstance(event, ResponseReceived) or live.core.ended:
+        if sip is None:
+            return
+        offer = sip.refresh_offer
+        if sip.refresh_key == event.key:
+            sip.refresh_key = sip.refresh_offer = None
+        if not isinstance(event, ResponseReceived) or live.core.ended:
             return  # no response: the UA ends the dialog (408), the core hears of it
         response, now = event.response, self.service.endpoint.now
         if response.is_success:
             sip.timer = session_timer_from_answer(refresh_request(headers), response, now,
                                                   we_are_uac=True)  # fmt: skip
             answer = sdp_of(response)
-            if reinvite and answer is not None and sip.offer is not None:
+            if reinvite and answer is not None and offer is not None:
                 try:
-                    spec = stream_spec(negotiated(sip.offer, answer))
+                    spec = stream_spec(negotiated(offer, answer))
                 except SdpError:
                     spec = None
                 if spec is not None:
                     self._set_spec(live, leg, spec)
-        elif response.status_code == 491 and sip.timer is not None:
-            sip.timer.refresh_again_at(now + GLARE_RETRY)
+        elif response.status_code in (408, 481):
+            pass  # RFC 3261 §12.2.1.2: the UA ended the dialog, the core hangs up
+        elif sip.timer is not None:
+            self._refresh_failed(live, leg, sip, reinvite, response.status_code, now)
         self.service.run(live)
+
+    def _refresh_failed(self, live: LiveCall, leg: Leg, sip: LegSip, reinvite: bool,
+                        status: int, now: float) -> None:  # fmt: skip
+        """A refresh refused: 491 retries after ``GLARE_RETRY``; a refused UPDATE (a
+        trunk that lists it in Allow but answers 405/488/500/501) falls back to a
+        re-INVITE at once, and for good on this leg; a refused re-INVITE is tried again
+        halfway to the expiry while that leaves room (the session lives till then)."""
+        timer = sip.timer
+        assert timer is not None
+        if status == 491:
+            timer.refresh_again_at(now + GLARE_RETRY)
+        elif not reinvite:
+            log.info("call %s: the %s leg's UPDATE refresh got %d: refreshing by re-INVITE",
+                     live.core.call_id, leg, status)  # fmt: skip
+            sip.update_refused = True
+            timer.refresh_again_at(now)
+        elif (timer.expires_at - now) / 2 >= GLARE_RETRY:
+            timer.refresh_again_at(now + (timer.expires_at - now) / 2)
 
     def _set_spec(self, live: LiveCall, leg: Leg, spec: StreamSpec) -> None:
         if live.media is None:

@@ -5,7 +5,8 @@ the INVITE handle(s) and the dialog it became, our SDP (one o= session id per le
 version bumped each time what we describe changes, RFC 3264 §8), the redirect book
 (member leg, ``calls.redirect``), the RFC 4028 timer the far end asked for, and the
 refresh in flight. The helpers here only translate between SDP and the media bridge's
-``StreamSpec``; decisions stay in the cores (``sdp_offer``, ``session_timer``, ``Call``).
+``StreamSpec`` (which takes only an IP literal as the peer's media address);
+decisions stay in the cores (``sdp_offer``, ``session_timer``, ``Call``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from sipdialer.calls.redirect import Redirects
 from sipdialer.calls.session_timer import SessionTimer
 from sipdialer.media.bridge import StreamSpec
 from sipdialer.sip.dialog import DialogId
+from sipdialer.sip.errors import RemoteProtocolError
 from sipdialer.sip.headers import Headers
 from sipdialer.sip.message import Message, Request
 from sipdialer.sip.peer import Peer
 from sipdialer.sip.sdp import Direction, SdpError, SessionDescription
 from sipdialer.sip.sdp_offer import Negotiated, make_answer, make_offer
+
+from .udp import is_ip_literal
 
 CODECS = ("PCMU", "PCMA")
 "What we offer and accept on both legs, in preference order (the relay transcodes)."
@@ -64,6 +68,9 @@ class LegSip:
     refresh_key: str | None = None
     "The key of our session refresh (UPDATE / re-INVITE) awaiting its response."
     refresh_offer: SessionDescription | None = None
+    "The offer of our refresh re-INVITE in flight (glare: an incoming offer gets 491)."
+    update_refused: bool = False
+    "The peer refused an UPDATE refresh (though in its Allow): refresh by re-INVITE."
     awaiting_ack_answer: bool = False
     "We answered an offer-less re-INVITE with an offer: the ACK carries the answer."
 
@@ -102,20 +109,27 @@ class LegSip:
 
 
 def sdp_of(message: Message) -> SessionDescription | None:
-    """The SDP body of *message*, or None (no body, another type, unparsable)."""
+    """The SDP body of *message*, or None (no body, another type, unparsable).
+
+    A malformed Content-Type raises the SIP core's ``ParseError`` (a
+    ``RemoteProtocolError``): it is the peer's fault like a bad body, so it means "no
+    usable SDP" too; a 2xx without one is then hung up by the caller, never lost."""
     if not message.body:
         return None
     try:
         if message.content_type not in (None, "application/sdp"):
             return None
         return SessionDescription.parse(message.body)
-    except (SdpError, ValueError):
+    except (SdpError, ValueError, RemoteProtocolError):
         return None
 
 
 def stream_spec(agreed: Negotiated) -> StreamSpec | None:
-    """The media bridge's view of an agreement; None for a codec it cannot relay."""
-    if agreed.payload_type not in (0, 8):
+    """The media bridge's view of an agreement; None for a codec it cannot relay, or
+    a c= address that is no IP literal (a host name would be looked up, blocking, by
+    every ``sendto`` in the event loop; "10.0.0.1/127" is a multicast TTL form): such an
+    SDP is unusable, as a bad one is."""
+    if agreed.payload_type not in (0, 8) or not is_ip_literal(agreed.remote_address):
         return None
     event_pt = agreed.telephone_event_pt
     if event_pt is not None and not 96 <= event_pt <= 127:

@@ -5,8 +5,9 @@ split of the UA, applied to the call service): the shared state (calls by id, by
 handle, by dialog), ``LiveCall``, and the steps that need IO before or while an INVITE
 goes out: the agent's binding and the call's RTP ports (``_originate``), the trunk's
 address and gate (``_dial``), building and sending each leg's INVITE (``_send_invite``),
-following a 3xx (``_redirect``) and reading an SDP answer into the media bridge
-(``_apply_answer``). The rules these follow are in ``transport.calls``'s docstring.
+following a 3xx to the trunk's own address only (``_at_trunk``, ``_redirect``) and
+reading an SDP answer into the media bridge (``_apply_answer``). The rules these
+follow are in ``transport.calls``'s docstring.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import math
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from sipdialer.calls.call_legs import Leg, LegState
 from sipdialer.calls.causes import HangupCause, LocalFailure
 from sipdialer.calls.headers import dialer_headers
 from sipdialer.calls.redirect import Redirects
-from sipdialer.calls.routes import RoutePlan
+from sipdialer.calls.routes import NoRoute, RoutePlan, plan_route
 from sipdialer.calls.trunks import TrunkGate, TrunkGates
 from sipdialer.config import Config
 from sipdialer.media.bridge import CallMedia, MediaManager, PortsExhausted
@@ -212,32 +213,64 @@ class CallSetup:
         assert live.member is not None and live.plan is not None
         sip, trunk = live.member, live.plan.trunk
         assert sip.destination is not None
-        caller = sip_user(live.plan.caller_id, "") or ua.config.user
+        caller_id = sip_user(live.plan.caller_id, "")
+        caller = caller_id or ua.config.user
         credentials = Account(trunk.username, trunk.password) if trunk.username else None
+        if caller_id:
+            # RFC 3325: many trunks take the caller ID from P-Asserted-Identity, not From.
+            pai = f"<sip:{caller_id}@{_bracket(trunk.host)}>"
+            headers = [*headers, ("P-Asserted-Identity", pai)]
         return ua.invite(
             uri, sip.destination, now, from_uri=f"sip:{caller}@{_bracket(trunk.host)}",
             body=sip.new_offer().to_bytes(), headers=headers, credentials=credentials,
+            follow_target=True,  # a trunk's 2xx Contact is its remote target, no NAT
         )  # fmt: skip
 
-    async def _redirect(self, live: LiveCall, target: SipUri) -> None:
-        sip = live.member
+    def _at_trunk(self, live: LiveCall) -> Callable[[SipUri], bool]:
+        """Which redirect targets the member leg may follow: the trunk's own address
+        (its configured host, or the IP it resolved to; its port; its transport)."""
+        assert live.plan is not None and live.member is not None
+        trunk, destination = live.plan.trunk, live.member.destination
+        names = {trunk.host.strip("[]").lower()}
+        if destination is not None:
+            names.add(destination.host.lower())
+        default_port = 5060  # udp/tcp only (TrunkConfig.transport); sips is not followed
+
+        def accept(uri: SipUri) -> bool:
+            transport = (uri.transport or trunk.transport).lower()
+            return (
+                uri.scheme == "sip"
+                and uri.host.strip("[]").lower() in names
+                and (uri.port or default_port) == trunk.port
+                and transport == trunk.transport.lower()
+            )
+
+        return accept
+
+    def _redirect(self, live: LiveCall, target: SipUri) -> bool:
+        """Send the member INVITE again for a 3xx's *target* (at the trunk's address,
+        ``_at_trunk``): its user part routed again, so strip/prepend and the caller ID
+        apply. False (the 3xx is then the final) when it routes to another trunk or
+        nowhere, or the leg is no longer ringing."""
+        sip, order = live.member, live.core.order
         assert sip is not None and live.plan is not None
-        trunk = live.plan.trunk
-        try:
-            host = await self._resolve(target.host)
-        except OSError:
-            live.core.rejected(Leg.MEMBER, 302, self.endpoint.now)
-            self._run(live)
-            return
         if live.core.member.state not in (LegState.INVITING, LegState.RINGING):
-            self._run(live)
-            return
-        transport = (target.transport or trunk.transport).upper()
-        sip.destination = Peer(transport, host, target.port or 5060)
-        handle = self._invite_member(live, str(target), dialer_headers(live.core.order))
+            return False
+        try:
+            plan = plan_route(self.config, target.user or "", order.variables)
+        except NoRoute:
+            return False
+        if plan.trunk.name != live.plan.trunk.name:
+            log.info("call %s: the redirect to %s routes to trunk %s, not %s", order.call_id,
+                     target, plan.trunk.name, live.plan.trunk.name)  # fmt: skip
+            return False
+        live.plan = plan
+        trunk = plan.trunk
+        uri = f"sip:{sip_user(plan.dialed, 's')}@{_host_port(trunk.host, trunk.port)}"
+        handle = self._invite_member(live, uri, dialer_headers(order))
         sip.handle = handle
         self._handles[handle] = (live, Leg.MEMBER)
-        self._run(live)
+        return True
 
     def _apply_answer(self, live: LiveCall, leg: Leg, message: Message) -> bool:
         """Read the SDP answer in a 183/200 into the leg's StreamSpec; True if usable."""

@@ -24,8 +24,12 @@ The shell's own work, all IO or SIP mechanics:
   queue an answered agent behind a full trunk); a call held back only by cps waits for
   its start (``admit`` says until when). The line is released when the call ends. A 401/407
   is answered by the UA with the trunk's username/password. A 300/301/302 is followed to
-  its best untried Contact, at most ``MAX_REDIRECTS`` hops (``calls.redirect``); then
-  the 3xx is the leg's final (NORMAL_UNSPECIFIED).
+  its best untried Contact **at the trunk's own address** (its configured host or the
+  address it resolved to, and its port), at most ``MAX_REDIRECTS`` hops
+  (``calls.redirect``); the new user part is routed again (``plan_route``: strip,
+  prepend, caller ID), and must route to the same trunk. A 3xx naming anywhere else is
+  the leg's final (NORMAL_UNSPECIFIED): following it would send the member's number,
+  and the trunk's digest answer, to whoever the 3xx names.
 * **SDP.** Our offers come from ``sdp_offer.make_offer`` (PCMU, PCMA, telephone-event)
   with the CallMedia's local ports; answers in a 183 or 200 are read with
   ``sdp_offer.negotiated`` into ``media.bridge.StreamSpec``. A 2xx without a usable
@@ -35,7 +39,11 @@ The shell's own work, all IO or SIP mechanics:
   peer's sendonly/inactive/c=0.0.0.0 stops what we send it and its media timeout); an
   offer-less re-INVITE gets our offer in the 2xx and its answer in the ACK. RFC 4028 session
   timers the far end asks for are honoured: we refresh when we are the refresher,
-  and hang up with RECOVERY_ON_TIMER_EXPIRE when the session expires unrefreshed.
+  and hang up with RECOVERY_ON_TIMER_EXPIRE when the session expires unrefreshed (a
+  refused UPDATE refresh falls back to a re-INVITE); glare gets 491 / 500. The member
+  leg's in-dialog requests go to the trunk's 2xx Contact when it is an IP literal
+  (``Dialog.follow_target``); an agent phone's go back to its source address (NAT).
+  The member INVITE carries the caller ID in From and in P-Asserted-Identity (RFC 3325).
 * **Timers.** One ``loop.call_at`` per call for the earliest of the core's ring
   deadlines and the legs' session timers; the core is never called before its deadline.
 
@@ -67,7 +75,7 @@ from sipdialer.calls.call_legs import (
     SendCancel,
     SendInvite,
 )
-from sipdialer.calls.causes import HangupCause, LocalFailure, lookup_cause
+from sipdialer.calls.causes import HangupCause, LocalFailure, lookup_cause, reason_header
 from sipdialer.calls.events import CallEnded, CallEvent, CallOrder
 from sipdialer.calls.routes import NoRoute, plan_route
 from sipdialer.calls.session_timer import session_timer_from_answer
@@ -311,7 +319,14 @@ class CallService(CallSetup):
             if isinstance(event, CallProgress):
                 self._on_progress(live, leg, event)
             elif isinstance(event, CallAnswered):
-                self._on_answered(live, leg, event)
+                try:
+                    self._on_answered(live, leg, event)
+                except Exception:
+                    # The UA has ACKed: a dialog nobody BYEs would stay up at the far
+                    # end (and the leg would end as a no-answer). Hang it up.
+                    log.exception("call %s: handling the %s leg's 2xx failed",
+                                  live.core.call_id, leg)  # fmt: skip
+                    self._answer_failed(live, leg, event)
             else:
                 self._on_failed(live, leg, event)
             self._run(live)
@@ -353,6 +368,23 @@ class CallService(CallSetup):
                      live.core.call_id, leg)  # fmt: skip
             live.core.hangup(HangupCause.INCOMPATIBLE_DESTINATION, now)
 
+    def _answer_failed(self, live: LiveCall, leg: Leg, event: CallAnswered) -> None:
+        """``_on_answered`` raised: BYE the confirmed dialog ourselves unless the core
+        knows the leg is up (its hangup BYEs it then), and end the call with CRASH."""
+        now = self.endpoint.now
+        sip = live.sip(leg)
+        self._handles.pop(event.handle, None)
+        if sip is not None:
+            sip.handle = None
+        core_byes = (
+            sip is not None and sip.dialog == event.dialog
+            and live.core.leg(leg).state is LegState.UP
+        )  # fmt: skip
+        if not core_byes:
+            self._dialogs.pop(event.dialog, None)
+            self.endpoint.ua.bye(event.dialog, now, reason=reason_header(HangupCause.CRASH))
+        live.core.hangup(HangupCause.CRASH, now)
+
     def _on_failed(self, live: LiveCall, leg: Leg, event: CallFailed) -> None:
         now = self.endpoint.now
         sip = live.sip(leg)
@@ -368,12 +400,12 @@ class CallService(CallSetup):
             leg is Leg.MEMBER and 300 <= event.status < 400 and not event.cancelled
             and sip is not None and sip.redirects is not None and not live.core.ending
         ):  # fmt: skip
-            target = sip.redirects.next_target(response)
+            target = sip.redirects.next_target(response, self._at_trunk(live))
             if target is not None:
                 log.info("call %s: %d redirects the member leg to %s", live.core.call_id,
                          event.status, target)  # fmt: skip
-                self._spawn(live, self._redirect(live, target))
-                return
+                if self._redirect(live, target):
+                    return
         live.core.rejected(leg, event.status, now, response.headers.get_all("Reason"))
 
     def _on_media_timeout(self, call_id: str) -> None:

@@ -189,13 +189,25 @@ class Rig:
         return [e for e in self.events if e.call_id == call_id and isinstance(e, kind)]
 
 
+REDIRECTED = "98000"
+"The number ``start_redirector`` redirects to (at its own address) and answers."
+
+
 async def start_redirector(trunk: tuple[str, int]) -> SipEndpoint:
-    """A UAS answering every INVITE 302 with a Contact at the sim trunk (number 1000)."""
+    """A UAS that answers an INVITE for ``REDIRECTED`` 200 (SDP answer, no media) and
+    every other INVITE 302: Contacts at the sim trunk *trunk* (another address: never
+    followed) ranked above one for ``REDIRECTED`` at the redirector itself."""
     endpoint = SipEndpoint(UaConfig(host="127.0.0.1", port=0, user="redirect", timers=TIMERS))
 
     def redirect(event: UaEvent) -> None:
         assert isinstance(event, IncomingCall)
-        contact = f"<sip:1000@{trunk[0]}:{trunk[1]}>;q=0.5, <tel:+1000>"
+        uri = event.request.uri
+        if uri.startswith(f"sip:{REDIRECTED}@"):
+            endpoint.ua.respond(event.key, 200, endpoint.now, body=sdp_answer(event.request))
+            return
+        here = endpoint.ua.config.port
+        contact = (f"<sip:1000@{trunk[0]}:{trunk[1]}>;q=0.9, <tel:+1000>, "
+                   f"<sip:{REDIRECTED}@127.0.0.1:{here}>;q=0.5")  # fmt: skip
         endpoint.ua.respond(event.key, 302, endpoint.now, headers=[("Contact", contact)])
 
     endpoint.on_request("INVITE", redirect)

@@ -349,10 +349,24 @@ def test_reason_header_default() -> None:
     assert reason_header() == 'Q.850;cause=16;text="NORMAL_CLEARING"'
 
 
-@pytest.mark.parametrize("cause", [HangupCause.ORIGINATOR_CANCEL, HangupCause.MEDIA_TIMEOUT])
+@pytest.mark.parametrize(
+    "cause", [HangupCause.USER_BUSY, HangupCause.RECOVERY_ON_TIMER_EXPIRE, HangupCause.INTERWORKING]
+)
 def test_reason_header_round_trips(cause: HangupCause) -> None:
     value = reason_header(cause)
     assert value == f'Q.850;cause={int(cause)};text="{cause.name}"'
     reason = parse_reason(value)
     assert (reason.protocol, reason.cause, reason.text) == ("Q.850", int(cause), cause.name)
     assert cause_for_bye([value]).cause is cause
+
+
+@pytest.mark.parametrize(
+    "cause", [HangupCause.ORIGINATOR_CANCEL, HangupCause.MEDIA_TIMEOUT, HangupCause.CRASH]
+)
+def test_reason_header_above_127_is_no_q850_value(cause: HangupCause) -> None:
+    """RFC 3326 §2: Q.850 causes are 1-127; FreeSWITCH's own (487, 700-8xx) go as 16
+    (normal clearing) with the real name in text."""
+    value = reason_header(cause)
+    assert value == f'Q.850;cause=16;text="{cause.name}"'
+    reason = parse_reason(value)
+    assert reason.cause is not None and 1 <= reason.cause <= 127

@@ -67,3 +67,11 @@ def test_loop_avoidance_and_hop_limit() -> None:
     assert redirects.next_target(response(302, "<sip:500@trunk>")) is None  # limit
     assert [str(u) for u in redirects.tried] == ["sip:100@trunk", "sip:200@trunk",
                                                 "sip:300@trunk", "sip:400@trunk"]  # fmt: skip
+
+
+def test_next_target_skips_what_accept_refuses_without_counting_it() -> None:
+    book = Redirects.starting_at(parse_sip_uri("sip:1@trunk"))
+    resp = response(302, "<sip:2@elsewhere>;q=0.9", "<sip:3@trunk>;q=0.5")
+    target = book.next_target(resp, lambda uri: uri.host == "trunk")
+    assert str(target) == "sip:3@trunk" and book.hops == 1
+    assert book.next_target(resp, lambda uri: uri.host == "trunk") is None

@@ -6,6 +6,7 @@ import pytest
 from helpers import crlf
 
 from sipdialer.calls.session_timer import (
+    MIN_SE,
     Refresher,
     SessionExpires,
     SessionIntervalTooSmall,
@@ -183,6 +184,24 @@ def test_from_answer(session_expires: str, we_are_uac: bool, we_refresh: bool) -
                                   answer(200, "x: garbage"), answer(200, "x: 0")])  # fmt: skip
 def test_from_answer_none(resp: Response) -> None:
     assert session_timer_from_answer(invite(), resp, 0.0, we_are_uac=True) is None
+
+
+@pytest.mark.parametrize("session_expires", ["1;refresher=uac", "30;refresher=uas", "89"])
+def test_from_answer_below_90_is_raised_to_min_se(session_expires: str) -> None:
+    """§4/§5: no Min-SE in our INVITE means 90 s; a 2xx giving less is held to that, not
+    refreshed every half second."""
+    resp = answer(200, f"Session-Expires: {session_expires}", "Require: timer")
+    timer = session_timer_from_answer(invite(), resp, 0.0, we_are_uac=True)
+    assert timer is not None and timer.interval == MIN_SE == 90
+    assert timer.expires_at == 60.0
+    assert timer.refresh_at is None or timer.refresh_at == 45.0
+
+
+def test_from_answer_below_our_refresh_min_se_is_raised_to_it() -> None:
+    refresh = invite("Min-SE: 120")
+    timer = session_timer_from_answer(refresh, answer(200, "x: 100;refresher=uac"), 0.0,
+                                      we_are_uac=True)  # fmt: skip
+    assert timer is not None and timer.interval == 120 and timer.refresh_at == 60.0
 
 
 def test_refresh_method_from_the_peers_allow() -> None:

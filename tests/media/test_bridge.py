@@ -274,3 +274,31 @@ async def test_muxed_rtcp_and_garbage_on_the_rtp_port(
     stats = call.stats
     assert stats["dropped"] == 1 and stats["rtcp_relayed"] == 2 and stats["member_sent"] == 1
     call.close()
+
+
+async def test_dtmf_start_of_event_with_the_marker_goes_to_the_rtp_port(
+    manager: MediaManager, peers: tuple[Peer, Peer, Peer]
+) -> None:
+    """An RFC 4733 start of event (M=1, PT 101) leaves with second octet 0x80|101 = 229:
+    it is RTP and must reach the trunk's RTP port, not its RTCP port (RFC 5761 §4 tells
+    RTCP by the PT as it arrived, 64-95 with the marker)."""
+    agent, member, _ = peers
+    call = await manager.open("dtmf-marker", lambda _: None)
+    call.set_agent(StreamSpec(HOST, agent.port, g711.PCMU, event_pt=101,
+                              rtcp_port=agent.rtcp_port))  # fmt: skip
+    call.set_member(StreamSpec(HOST, member.port, g711.PCMU, event_pt=101,
+                               rtcp_port=member.rtcp_port))  # fmt: skip
+    call.bridge()
+    to_agent = (HOST, call.agent_port)
+    for packet in tone(440, g711.PCMU, 3, ssrc=7, seq0=100, ts0=0):
+        agent.rtp.sendto(packet, to_agent)
+    for k in range(4):  # digit 5, volume 10; the first packet has the marker
+        payload = bytes([5, 0x80 * (k == 3) | 10]) + (160 * (k + 1)).to_bytes(2, "big")
+        agent.rtp.sendto(rtp.build(payload, 101, 103 + k, 480, 7, marker=k == 0), to_agent)
+    await asyncio.sleep(0.05)
+    got = member.received()
+    events = [p for p in got if p[1] & 0x7F == 101]
+    assert len(got) == 7 and len(events) == 4
+    assert events[0][1] == 0x80 | 101  # the marker kept, on the RTP port
+    assert member.received(rtcp=True) == []
+    call.close()

@@ -8,6 +8,7 @@ import pytest
 from sipdialer.media import g711, rtp
 from sipdialer.media.relay import (
     RELATCH_AFTER,
+    RELATCH_PACKETS,
     CallRelay,
     Mode,
     RingbackFrames,
@@ -51,6 +52,9 @@ def from_agent(r: CallRelay, seq: int, ts: int, now: float, **kw: object) -> Rtp
 
 
 def test_first_packet_latches_the_real_source_and_silence_allows_a_relatch() -> None:
+    """NAT: nothing came from the SDP address, so the first packets from the real source
+    are accepted and latch. Later another source takes over only after RELATCH_AFTER of
+    silence and RELATCH_PACKETS consecutive packets of one stream."""
     r = relay()
     assert r.member.rtp_to == MEMBER_SDP and r.member.rtcp_to == ("203.0.113.5", 30001)
     r.bridge(0.0)
@@ -62,13 +66,62 @@ def test_first_packet_latches_the_real_source_and_silence_allows_a_relatch() -> 
     # Another source while the latched one talks: dropped, counted, no re-latch.
     stray = r.member_rtp(packet(2, 320), ("203.0.113.66", 9), 0.02 + RELATCH_AFTER / 2)
     assert stray is None and r.foreign == 1 and r.member.rtp_to == MEMBER_FROM
-    # After the latched source fell silent, a new source takes over (the NAT rebound).
-    moved = ("203.0.113.5", 40000)
-    assert r.member_rtp(packet(3, 480), moved, 0.02 + RELATCH_AFTER * 2) is not None
+    # After the latched source fell silent, a new stream takes over (the NAT rebound):
+    # its first RELATCH_PACKETS - 1 packets are its probation (dropped).
+    moved, at = ("203.0.113.5", 40000), 0.02 + RELATCH_AFTER + 0.1
+    for k in range(RELATCH_PACKETS - 1):
+        assert r.member_rtp(packet(3 + k, 480 + 160 * k), moved, at + 0.02 * k) is None
+    assert r.member.rtp_to == MEMBER_FROM
+    last = RELATCH_PACKETS - 1
+    assert r.member_rtp(packet(3 + last, 480 + 160 * last), moved, at + 0.1) is not None
     assert r.member.rtp_to == moved
     # A re-INVITE with a new address forgets the latch.
     r.set_member(spec(("203.0.113.9", 31000)), 5.0)
     assert r.member.rtp_to == ("203.0.113.9", 31000) and r.member.latched is None
+
+
+def test_a_stranger_during_a_pause_does_not_take_over() -> None:
+    """The hijack: the agent's phone pauses 1 s (silence suppression); a stranger's
+    stream in that pause is dropped, and the phone's next packet still goes through."""
+    r = relay()
+    r.bridge(0.0)
+    now = 0.0
+    for seq in range(10):
+        now += 0.02
+        assert r.agent_rtp(packet(seq, seq * 160), AGENT_SDP, now) is not None
+    stranger = ("203.0.113.66", 5555)
+    for seq in range(10):  # a well-formed stream, one SSRC, consecutive seq
+        out = r.agent_rtp(packet(seq, seq * 160, ssrc=0x99), stranger, now + 0.5 + 0.02 * seq)
+        assert out is None
+    assert r.agent.rtp_to == AGENT_SDP and r.foreign == 10
+    assert r.agent_rtp(packet(10, 1600), AGENT_SDP, now + 1.0) is not None
+
+
+def test_the_sdp_address_is_preferred_and_latches_at_once() -> None:
+    """Before the trunk sends anything a stranger's packet may latch (it could be the
+    trunk behind NAT), but the SDP address takes over with its first packet, and then
+    the stranger is foreign."""
+    r = relay()
+    r.early_media(0.0)
+    stranger = ("198.51.100.99", 7000)
+    assert r.member_rtp(packet(1, 160, ssrc=5), stranger, 0.1) is not None
+    assert r.member.rtp_to == stranger
+    assert r.member_rtp(packet(1, 160), MEMBER_SDP, 0.12) is not None
+    assert r.member.rtp_to == MEMBER_SDP
+    assert r.member_rtp(packet(2, 320, ssrc=5), stranger, 0.14) is None and r.foreign == 1
+
+
+def test_no_relatch_while_the_leg_is_on_hold() -> None:
+    """A held peer (receive False) may send nothing for minutes: no other source
+    latches however long the silence and however good its stream."""
+    r = relay()
+    r.bridge(0.0)
+    assert from_member(r, 1, 160, 0.0) is not None
+    r.set_member(spec(MEMBER_SDP, send=False, receive=False), 0.1)
+    other = ("203.0.113.77", 6000)
+    for k in range(2 * RELATCH_PACKETS):
+        assert r.member_rtp(packet(10 + k, 160 * k, ssrc=7), other, 60.0 + 0.02 * k) is None
+    assert r.member.latched == MEMBER_FROM
 
 
 def test_the_agent_stream_is_continuous_across_ringback_early_media_and_bridge() -> None:

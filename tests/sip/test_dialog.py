@@ -152,3 +152,35 @@ def test_table_moves_or_refuses(state: DialogState, input_: DialogInput) -> None
         with pytest.raises(LocalProtocolError):
             dialog.apply(input_)
         assert dialog.state is state
+
+
+@pytest.mark.parametrize(
+    ("contact", "follow", "expected"),
+    [
+        ("<sip:bob@192.168.1.20:5070>", True, Peer("UDP", "192.168.1.20", 5070)),
+        ("<sip:bob@[2001:db8::5]>", True, Peer("UDP", "2001:db8::5", 5060)),
+        ("<sip:bob@192.168.1.20:5070>", False, PEER),  # an agent phone behind NAT
+        ("<sip:bob@trunk.example.com:5070>", True, PEER),  # a name: no DNS in the core
+        ("<sip:bob@192.168.1.20:5070;transport=tcp>", True, PEER),
+        ("<sips:bob@192.168.1.20:5070>", True, PEER),
+    ],
+)
+def test_destination_follows_an_ip_literal_remote_target_when_asked(
+    contact: str, follow: bool, expected: Peer
+) -> None:
+    """RFC 3261 §12.2.1.1: in-dialog requests go to the remote target (the 2xx Contact)
+    for a UAC that asked for it; otherwise, and whenever the target cannot be used
+    without a look-up, to the peer the dialog was set up with."""
+    text = OK.replace(b"Contact: <sip:bob@192.168.1.20:5062>", f"Contact: {contact}".encode())
+    text = text.replace(b"Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n", b"")
+    response = parse_message(text)
+    assert isinstance(response, Response)
+    dialog = Dialog.from_uac(invite(), response, PEER)
+    dialog.follow_target = follow
+    assert dialog.destination() == expected
+
+
+def test_destination_keeps_the_peer_with_a_route_set() -> None:
+    dialog = Dialog.from_uac(invite(), ok(), PEER)
+    dialog.follow_target = True
+    assert dialog.route_set and dialog.destination() == PEER

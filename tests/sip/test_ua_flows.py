@@ -179,6 +179,22 @@ def test_cancel_waits_for_a_provisional(link: Link) -> None:
     assert failed and failed[0].status == 487 and failed[0].cancelled
 
 
+def test_deferred_cancel_keeps_its_reason(link: Link) -> None:
+    """A CANCEL asked for before any provisional goes out on the first one with the
+    Reason it was asked with (RFC 3326), like an immediate one."""
+    alice, bob = pair(link)
+    handle = alice.invite("sip:bob@127.0.0.1:5062", link.peer(bob), link.now,
+                          from_uri="sip:alice@127.0.0.1", body=SDP)  # fmt: skip
+    reason = 'Q.850;cause=19;text="NO_ANSWER"'
+    alice.cancel(handle, link.now, reason=reason)  # nothing has come back yet
+    link.run()
+    invite = incoming(link, "bob")
+    bob.respond(invite.key, 180, link.now)
+    link.run()
+    cancels = [m for _, _, m in link.wire if isinstance(m, Request) and m.method == "CANCEL"]
+    assert len(cancels) == 1 and cancels[0].headers.get("Reason") == reason
+
+
 def test_200_racing_cancel_is_acked_then_hung_up(link: Link) -> None:
     alice, bob = pair(link)
     handle = call(link, alice, bob)
