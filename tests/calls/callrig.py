@@ -4,7 +4,10 @@ two hand-made trunks (a 302 redirector, a raw UDP one that answers only after CA
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -18,8 +21,9 @@ from sipdialer.calls.events import (
     CallResult,
     MemberAnswered,
 )
+from sipdialer.config import parse_config
 from sipdialer.simulate.behaviour import Behaviour
-from sipdialer.simulate.phones import SimPhone
+from sipdialer.simulate.phones import PhoneBehaviour, SimPhone
 from sipdialer.simulate.trunk import SimTrunk
 from sipdialer.sip.message import Request, parse_message, response_for
 from sipdialer.sip.sdp import SessionDescription
@@ -213,3 +217,49 @@ async def start_redirector(trunk: tuple[str, int]) -> SipEndpoint:
     endpoint.on_request("INVITE", redirect)
     await endpoint.start("127.0.0.1", 0, tcp=False)
     return endpoint
+
+
+@contextlib.asynccontextmanager
+async def running_rig(
+    tmp_path: Path,
+    raw_trunk: Callable[[], asyncio.DatagramProtocol],
+    *,
+    media_timeout: float = 5.0,
+    answer_after: float | None = None,
+    edit: Callable[[str], str] = lambda text: text,
+) -> AsyncIterator[Rig]:
+    """The dialer, the simulated trunk, a dead trunk, the redirector, one raw UDP trunk
+    made by ``raw_trunk`` (route ^96, ``Rig.racer``) and agent 101's phone; on exit,
+    everything is closed and the dialer must have left no error, call or media behind.
+    ``edit`` may change the configuration text before it is parsed."""
+    trunk = SimTrunk(BEHAVIOURS, username="dialer", password="trunkpw",
+                     rtp_ports="44200-44399", timers=TIMERS, tcp=False)  # fmt: skip
+    address = await trunk.start()
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
+    dead.bind(("127.0.0.1", 0))
+    redirector = await start_redirector(address)
+    assert redirector.ua.config.port
+    loop = asyncio.get_running_loop()
+    raw_transport, raw = await loop.create_datagram_endpoint(raw_trunk, local_addr=("127.0.0.1", 0))
+    raw_port = raw_transport.get_extra_info("sockname")[1]
+    text = config_text(tmp_path / "d.db", address, dead.getsockname()[1],
+                       redirector.ua.config.port, raw_port, media_timeout)  # fmt: skip
+    system = PhoneSystem(parse_config(edit(text)))
+    sip = await system.start()
+    phone = SimPhone("101", "secret101", sip, rtp_ports="44400-44599", timers=TIMERS)
+    await phone.start()
+    if answer_after is not None:
+        phone.behaviour = PhoneBehaviour(answer_after=answer_after)
+    rig = Rig(system, trunk, phone, cast(RacingTrunk, raw))
+    system.calls.on_event(rig.on_event)
+    try:
+        yield rig
+    finally:
+        await phone.close()
+        await system.close()
+        await trunk.close()
+        await redirector.close()
+        raw_transport.close()
+        dead.close()
+        assert system.endpoint.internal_errors == 0 and system.endpoint.handler_errors == 0
+        assert system.media.active == 0 and system.calls.active == 0

@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
 
 import pytest
-from callrig import BEHAVIOURS, TIMERS, RacingTrunk, Rig, config_text, sdp_answer, start_redirector
+from callrig import Rig, running_rig, sdp_answer
 
-from sipdialer.app import PhoneSystem
 from sipdialer.calls.events import Side
-from sipdialer.config import parse_config
-from sipdialer.simulate.phones import PhoneBehaviour, SimPhone
-from sipdialer.simulate.trunk import SimTrunk
 from sipdialer.sip.message import Request, Response, parse_message, response_for
 from sipdialer.transport.call_setup import LiveCall
 
@@ -154,37 +149,11 @@ class ScriptTrunk(asyncio.DatagramProtocol):
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    trunk = SimTrunk(BEHAVIOURS, username="dialer", password="trunkpw",
-                     rtp_ports="44200-44399", timers=TIMERS, tcp=False)  # fmt: skip
-    address = await trunk.start()
-    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    dead.bind(("127.0.0.1", 0))
-    redirector = await start_redirector(address)
-    loop = asyncio.get_running_loop()
-    raw_transport, raw = await loop.create_datagram_endpoint(
-        ScriptTrunk, local_addr=("127.0.0.1", 0)
-    )
-    text = config_text(tmp_path / "d.db", address, dead.getsockname()[1],
-                       redirector.ua.config.port, raw.port, 5.0)  # fmt: skip
-    text = text.replace('name = "sim"\n', 'name = "sim"\ncaller_id = "380441234567"\n', 1)
-    system = PhoneSystem(parse_config(text))
-    sip = await system.start()
-    phone = SimPhone("101", "secret101", sip, rtp_ports="44400-44599", timers=TIMERS)
-    await phone.start()
-    phone.behaviour = PhoneBehaviour(answer_after=0.05)
-    rig = Rig(system, trunk, phone, cast(RacingTrunk, raw))
-    system.calls.on_event(rig.on_event)
-    try:
+    def caller_id(text: str) -> str:
+        return text.replace('name = "sim"\n', 'name = "sim"\ncaller_id = "380441234567"\n', 1)
+
+    async with running_rig(tmp_path, ScriptTrunk, answer_after=0.05, edit=caller_id) as rig:
         yield rig
-    finally:
-        await phone.close()
-        await system.close()
-        await trunk.close()
-        await redirector.close()
-        raw_transport.close()
-        dead.close()
-        assert system.endpoint.internal_errors == 0 and system.endpoint.handler_errors == 0
-        assert system.media.active == 0 and system.calls.active == 0
 
 
 def script(rig: Rig) -> ScriptTrunk:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from callrig import BEHAVIOURS, TIMERS, RacingTrunk, Rig, config_text, sdp_answer, start_redirector
+from callrig import TIMERS, RacingTrunk, Rig, config_text, running_rig, sdp_answer
 
 from sipdialer.app import PhoneSystem
 from sipdialer.calls.call_legs import Leg
@@ -73,35 +73,8 @@ class OddTrunk(asyncio.DatagramProtocol):
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    trunk = SimTrunk(BEHAVIOURS, username="dialer", password="trunkpw",
-                     rtp_ports="44200-44399", timers=TIMERS, tcp=False)  # fmt: skip
-    address = await trunk.start()
-    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    dead.bind(("127.0.0.1", 0))
-    redirector = await start_redirector(address)
-    loop = asyncio.get_running_loop()
-    odd_transport, odd = await loop.create_datagram_endpoint(OddTrunk, local_addr=("127.0.0.1", 0))
-    odd_port = odd_transport.get_extra_info("sockname")[1]
-    text = config_text(tmp_path / "d.db", address, dead.getsockname()[1],
-                       redirector.ua.config.port, odd_port, 5.0)  # fmt: skip
-    system = PhoneSystem(parse_config(text))
-    sip = await system.start()
-    phone = SimPhone("101", "secret101", sip, rtp_ports="44400-44599", timers=TIMERS)
-    await phone.start()
-    phone.behaviour = PhoneBehaviour(answer_after=0.05)
-    rig = Rig(system, trunk, phone, cast(RacingTrunk, odd))
-    system.calls.on_event(rig.on_event)
-    try:
+    async with running_rig(tmp_path, OddTrunk, answer_after=0.05) as rig:
         yield rig
-    finally:
-        await phone.close()
-        await system.close()
-        await trunk.close()
-        await redirector.close()
-        odd_transport.close()
-        dead.close()
-        assert system.endpoint.internal_errors == 0 and system.endpoint.handler_errors == 0
-        assert system.media.active == 0 and system.calls.active == 0
 
 
 def odd(rig: Rig) -> OddTrunk:

@@ -10,16 +10,14 @@ SIP timers are short (T1 = 20 ms: Timer B = 1.28 s) and talk times ≤ 1 s.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from callrig import BEHAVIOURS, TIMERS, RacingTrunk, Rig, config_text, start_redirector
+from callrig import RacingTrunk, Rig, running_rig
 from numpy.typing import NDArray
 
-from sipdialer.app import PhoneSystem
 from sipdialer.calls.causes import HangupCause
 from sipdialer.calls.events import (
     AgentFailed,
@@ -27,10 +25,8 @@ from sipdialer.calls.events import (
     MemberRinging,
     Side,
 )
-from sipdialer.config import parse_config
 from sipdialer.media.analysis import dominant_frequency
-from sipdialer.simulate.phones import PhoneBehaviour, SimPhone
-from sipdialer.simulate.trunk import SimTrunk
+from sipdialer.simulate.phones import PhoneBehaviour
 from sipdialer.sip.sdp import SessionDescription
 from sipdialer.sip.sdp_offer import hold
 from sipdialer.sip.ua_events import ResponseReceived, UaEvent
@@ -39,37 +35,8 @@ from sipdialer.sip.ua_events import ResponseReceived, UaEvent
 @pytest.fixture
 async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     media_timeout = getattr(request, "param", 5.0)
-    trunk = SimTrunk(BEHAVIOURS, username="dialer", password="trunkpw",
-                     rtp_ports="44200-44399", timers=TIMERS, tcp=False)  # fmt: skip
-    address = await trunk.start()
-    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
-    dead.bind(("127.0.0.1", 0))
-    redirector = await start_redirector(address)
-    assert redirector.ua.config.port
-    loop = asyncio.get_running_loop()
-    racer_transport, racer = await loop.create_datagram_endpoint(
-        RacingTrunk, local_addr=("127.0.0.1", 0)
-    )
-    racer_port = racer_transport.get_extra_info("sockname")[1]
-    text = config_text(tmp_path / "d.db", address, dead.getsockname()[1],
-                       redirector.ua.config.port, racer_port, media_timeout)  # fmt: skip
-    system = PhoneSystem(parse_config(text))
-    sip = await system.start()
-    phone = SimPhone("101", "secret101", sip, rtp_ports="44400-44599", timers=TIMERS)
-    await phone.start()
-    rig = Rig(system, trunk, phone, racer)
-    system.calls.on_event(rig.on_event)
-    try:
+    async with running_rig(tmp_path, RacingTrunk, media_timeout=media_timeout) as rig:
         yield rig
-    finally:
-        await phone.close()
-        await system.close()
-        await trunk.close()
-        await redirector.close()
-        racer_transport.close()
-        dead.close()
-        assert system.endpoint.internal_errors == 0 and system.endpoint.handler_errors == 0
-        assert system.media.active == 0 and system.calls.active == 0
 
 
 def tail(pcm: NDArray[np.int16], seconds: float = 0.4) -> NDArray[np.int16]:
