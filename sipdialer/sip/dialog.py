@@ -13,11 +13,11 @@ A failure final response or a 2xx for another early dialog terminates an early d
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
+from .bindings import ip_or_none
 from .errors import LocalProtocolError, RemoteProtocolError
 from .headers import MAX_CSEQ, Headers, NameAddr, parse_name_addr
 from .message import Request, Response
@@ -227,9 +227,7 @@ class Dialog:
         transport = (target.transport or "UDP").upper()
         if target.secure or self.peer.transport != "UDP" or transport != "UDP":
             return self.peer
-        try:
-            ipaddress.ip_address(target.host.strip("[]"))
-        except ValueError:
+        if ip_or_none(target.host) is None:
             return self.peer
         return Peer(self.peer.transport, target.host, target.port or 5060)
 

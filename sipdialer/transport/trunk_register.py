@@ -25,7 +25,6 @@ IP literals, so it never blocks the loop on DNS).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from sipdialer.sip.ua_events import RequestFailed, ResponseReceived, UaEvent
 from sipdialer.sip.uri import SipUri
 
 from .endpoint import SipEndpoint
+from .udp import is_ip_literal
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,7 @@ class TrunkRegistration:
 
     def _send(self, register: Register) -> None:
         host = self.trunk.host
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
+        if not is_ip_literal(host):
             # A host name: resolve off the hot path, then send (or fail the attempt).
             loop = asyncio.get_running_loop()
             self._resolving = loop.create_task(self._resolve_and_send(register))
