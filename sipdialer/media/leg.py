@@ -59,6 +59,9 @@ class StreamSpec:
     "False while the peer holds us (sendonly/inactive/c=0.0.0.0): send it no RTP."
     receive: bool = True
     "False while we must not expect RTP from it (it holds): no media timeout then."
+    signal_host: str | None = None
+    """The IP literal its SIP goes to (the agent's registered source, the trunk's address):
+    media from that host is the peer's own, like media from the SDP host."""
 
     def __post_init__(self) -> None:
         if self.payload_type not in (PCMU, PCMA):
@@ -69,6 +72,10 @@ class StreamSpec:
     @property
     def rtp_address(self) -> Address | None:
         return None if self.host in UNSPECIFIED_HOSTS else (self.host, self.port)
+
+    def is_peer_host(self, host: str) -> bool:
+        """Whether *host* is the peer's own by its SDP or its signalling (not a stranger)."""
+        return host == self.host or host == self.signal_host
 
     @property
     def rtcp_address(self) -> Address | None:

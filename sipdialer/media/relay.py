@@ -19,21 +19,25 @@ Modes (``Mode``), switched by the calls layer:
 - ``BRIDGED``: both ways; the media timeout is armed and recording starts.
 
 Symmetric latching (the NAT rule of rtpproxy/Asterisk ``strictrtp``): until a leg has sent
-anything we send to the address its SDP gave. A packet from that SDP address latches
-``rtp_to`` to it at once, whatever was latched before: the peer's own word is always
-preferred. While nothing is latched, the first RTP packet from an unknown source is
-accepted and latches too (a phone behind NAT sends from another address than its SDP
-names; the SDP address still takes over the moment it sends). Once a source is latched,
-a packet from any other address is dropped (counted in ``foreign``) unless all of these
-hold: the latched source has been silent for ``RELATCH_AFTER`` (2 s: longer than a
-silence-suppressed pause is worth a hijack), the leg is not on hold (its spec's
-``receive``; a held peer may send nothing for minutes), and the new source has sent
-``RELATCH_PACKETS`` consecutive sequence numbers on one SSRC (a stream, not a spray of
-stray packets); then it is latched (a phone that moved, a NAT binding that changed). The
-probation packets themselves are dropped. An SSRC change alone does not re-latch.
+anything we send to the address its SDP gave. The peer's own hosts are the SDP's and the
+one its SIP goes to (``StreamSpec.signal_host``: a NATed phone's public address, as it
+registered; the trunk's). A packet from the SDP address latches ``rtp_to`` to it at once,
+whatever was latched before: the peer's own word is always preferred. A packet from one of
+the peer's own hosts latches at once while nothing of the peer's own hosts is latched (a
+phone behind NAT sends from its public address, not the private one its SDP names). Any
+other source is a stranger (a phone whose media leaves by another NAT address, or someone
+spraying our ports to hijack or inject audio, "RTP bleed"): its packets are dropped
+(counted in ``foreign``) until it has sent ``RELATCH_PACKETS`` consecutive sequence
+numbers on one SSRC (a stream, not a spray of stray packets), and once anything is latched
+only if also the latched source has been silent for ``RELATCH_AFTER`` (2 s: longer than a
+silence-suppressed pause is worth a hijack) and the leg is not on hold (its spec's
+``receive``; a held peer may send nothing for minutes); then it is latched (a phone that
+moved, a NAT binding that changed). A stranger latched before the peer's first packet is
+replaced by the peer's own host at once. An SSRC change alone does not re-latch.
 A new ``StreamSpec`` with a different address (re-INVITE) forgets the latch. RTCP
-latches likewise on its own: the first RTCP datagram, then re-latch only from the same
-host as the RTCP or RTP source latched (a port change behind the same NAT). RTCP
+latches likewise on its own: the first RTCP datagram from the peer's own hosts or the
+host its RTP latched, then re-latch only from the same host as the RTCP or RTP source
+latched (a port change behind the same NAT); a stranger's RTCP is dropped. RTCP
 arriving on the RTP port (rtcp-mux) is recognised (RFC 5761 §4) and sent back that way.
 
 One continuous stream per direction: each leg's outgoing stream has its own SSRC,
@@ -124,6 +128,17 @@ class RingbackFrames:
         if key not in self._cache:
             self._cache[key] = frames(self._pcm, payload_type, ptime / 1000)
         return self._cache[key]
+
+
+def _probation(src: Leg, addr: Address, ssrc: int, seq: int) -> bool:
+    """Count *addr*'s packet towards its probation; True once it sent ``RELATCH_PACKETS``
+    consecutive sequence numbers on one SSRC (a stream, not a spray of stray packets)."""
+    if src.probe_from == addr and src.probe_ssrc == ssrc and seq == src.probe_next:
+        src.probe_count += 1
+    else:
+        src.probe_from, src.probe_ssrc, src.probe_count = addr, ssrc, 1
+    src.probe_next = (seq + 1) & 0xFFFF
+    return src.probe_count >= RELATCH_PACKETS
 
 
 class CallRelay:
@@ -380,18 +395,22 @@ class CallRelay:
     def _latch(src: Leg, addr: Address, ssrc: int, seq: int, now: float) -> bool:
         """A packet from *addr*, not the latched source: whether it is accepted, which
         latches *addr* (the rules are in the module docstring)."""
-        spec = src.spec
-        if src.latched is not None and (spec is None or addr != spec.rtp_address):
-            if (spec is not None and not spec.receive) or now - src.last_rx < RELATCH_AFTER:
+        spec, latched = src.spec, src.latched
+        at_once = spec is not None and (
+            addr == spec.rtp_address  # the SDP address itself always takes over
+            or (  # the peer's own host, when nothing of its own is latched
+                spec.is_peer_host(addr[0])
+                and (latched is None or not spec.is_peer_host(latched[0]))
+            )
+        )
+        if not at_once:
+            if latched is not None and (
+                (spec is not None and not spec.receive) or now - src.last_rx < RELATCH_AFTER
+            ):
                 src.probe_from = None  # the latched source is alive (or held): no takeover
                 return False
-            if src.probe_from == addr and src.probe_ssrc == ssrc and seq == src.probe_next:
-                src.probe_count += 1
-            else:
-                src.probe_from, src.probe_ssrc, src.probe_count = addr, ssrc, 1
-            src.probe_next = (seq + 1) & 0xFFFF
-            if src.probe_count < RELATCH_PACKETS:
-                return False
+            if not _probation(src, addr, ssrc, seq):
+                return False  # a stranger's stream is dropped until its probation is over
         src.latched = src.rtp_to = addr
         src.probe_from = None
         return True
@@ -417,8 +436,14 @@ class CallRelay:
             self.dropped += 1
             return None
         if addr != src.rtcp_latched:
-            known = src.rtcp_latched
-            if known is not None and addr[0] != known[0] and addr[0] != (src.latched or known)[0]:
+            known, host = src.rtcp_latched, addr[0]
+            if known is not None:
+                allowed = host == known[0] or (src.latched is not None and host == src.latched[0])
+            else:
+                allowed = (src.latched is not None and host == src.latched[0]) or (
+                    src.spec is not None and src.spec.is_peer_host(host)
+                )
+            if not allowed:
                 self.foreign += 1
                 return None
             src.rtcp_latched = src.rtcp_to = addr

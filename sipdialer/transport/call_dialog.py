@@ -126,7 +126,7 @@ class InDialog:
             except SdpError as exc:
                 ua.respond(event.key, 488, now, reason=f"Not Acceptable Here ({exc})"[:100])
                 return
-            spec = stream_spec(agreed)
+            spec = stream_spec(agreed, sip.destination)
             if spec is None:
                 ua.respond(event.key, 488, now)
                 return
@@ -162,7 +162,7 @@ class InDialog:
         if answer is None:
             return
         try:
-            spec = stream_spec(negotiated(sip.offer, answer))
+            spec = stream_spec(negotiated(sip.offer, answer), sip.destination)
         except SdpError:
             return
         if spec is not None:
@@ -225,7 +225,7 @@ class InDialog:
             answer = sdp_of(response)
             if reinvite and answer is not None and offer is not None:
                 try:
-                    spec = stream_spec(negotiated(offer, answer))
+                    spec = stream_spec(negotiated(offer, answer), sip.destination)
                 except SdpError:
                     spec = None
                 if spec is not None:

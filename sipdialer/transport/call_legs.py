@@ -124,11 +124,12 @@ def sdp_of(message: Message) -> SessionDescription | None:
         return None
 
 
-def stream_spec(agreed: Negotiated) -> StreamSpec | None:
+def stream_spec(agreed: Negotiated, signal: Peer | None) -> StreamSpec | None:
     """The media bridge's view of an agreement; None for a codec it cannot relay, or
     a c= address that is no IP literal (a host name would be looked up, blocking, by
     every ``sendto`` in the event loop; "10.0.0.1/127" is a multicast TTL form): such an
-    SDP is unusable, as a bad one is."""
+    SDP is unusable, as a bad one is. *signal*: where the leg's SIP goes (its media from
+    that host is the peer's own, for latching)."""
     if agreed.payload_type not in (0, 8) or not is_ip_literal(agreed.remote_address):
         return None
     event_pt = agreed.telephone_event_pt
@@ -145,6 +146,7 @@ def stream_spec(agreed: Negotiated) -> StreamSpec | None:
         send=agreed.direction.sends and not agreed.remote_hold,
         # A peer that holds us may send nothing at all: never time it out then.
         receive=agreed.direction.receives and not agreed.remote_hold,
+        signal_host=None if signal is None else signal.host,
     )
 
 

@@ -281,7 +281,7 @@ class CallSetup:
         if answer is None:
             return False
         try:
-            spec = stream_spec(negotiated(sip.offer, answer))
+            spec = stream_spec(negotiated(sip.offer, answer), sip.destination)
         except SdpError:
             return False
         if spec is None:

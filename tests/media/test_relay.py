@@ -32,7 +32,10 @@ def relay(
     agent_pt: int = g711.PCMU, member_pt: int = g711.PCMU, timeout: float = 30.0, **kw: object
 ) -> CallRelay:
     r = CallRelay(RINGBACK, media_timeout=timeout)
-    r.set_agent(spec(AGENT_SDP, agent_pt, event_pt=kw.get("agent_event")), 0.0)
+    # The phone behind NAT: its SDP names its private address, it registered (and its SIP
+    # goes) from the public one its RTP comes from.
+    agent = spec(AGENT_SDP, agent_pt, event_pt=kw.get("agent_event"), signal_host=AGENT_FROM[0])
+    r.set_agent(agent, 0.0)
     r.set_member(spec(MEMBER_SDP, member_pt, event_pt=kw.get("member_event")), 0.0)
     return r
 
@@ -98,17 +101,61 @@ def test_a_stranger_during_a_pause_does_not_take_over() -> None:
 
 
 def test_the_sdp_address_is_preferred_and_latches_at_once() -> None:
-    """Before the trunk sends anything a stranger's packet may latch (it could be the
-    trunk behind NAT), but the SDP address takes over with its first packet, and then
-    the stranger is foreign."""
+    """A stranger's stream that got through its probation before the trunk sent anything
+    (it could be the trunk's media behind another NAT address) latches, but the SDP
+    address takes over with its first packet, and then the stranger is foreign."""
     r = relay()
     r.early_media(0.0)
     stranger = ("198.51.100.99", 7000)
-    assert r.member_rtp(packet(1, 160, ssrc=5), stranger, 0.1) is not None
+    for k in range(RELATCH_PACKETS):
+        out = r.member_rtp(packet(1 + k, 160 * k, ssrc=5), stranger, 0.1 + 0.02 * k)
+        assert (out is None) == (k < RELATCH_PACKETS - 1)
     assert r.member.rtp_to == stranger
-    assert r.member_rtp(packet(1, 160), MEMBER_SDP, 0.12) is not None
+    assert r.member_rtp(packet(1, 160), MEMBER_SDP, 0.2) is not None
     assert r.member.rtp_to == MEMBER_SDP
-    assert r.member_rtp(packet(2, 320, ssrc=5), stranger, 0.14) is None and r.foreign == 1
+    assert r.member_rtp(packet(9, 320, ssrc=5), stranger, 0.22) is None
+    assert r.foreign == RELATCH_PACKETS  # its probation packets, then this one
+
+
+def test_a_stranger_before_the_peer_does_not_latch_and_the_peer_takes_over() -> None:
+    """RTP bleed: someone sprays our fresh ports before the peer's first packet. Stray
+    packets never latch; a stream that passes probation does, but the peer's own host
+    (its signalling address, here the NATed phone's public one) replaces it at once."""
+    r = relay()
+    r.bridge(0.0)
+    spray = [("192.0.2.50", 1000 + k) for k in range(20)]
+    for k, source in enumerate(spray):  # one packet per source port: no stream
+        assert r.agent_rtp(packet(k, 160 * k, ssrc=0x77), source, 0.001 * k) is None
+    assert r.agent.latched is None and r.agent.rtp_to == AGENT_SDP
+    assert r.foreign == 20
+    stranger = ("192.0.2.50", 2000)
+    for k in range(RELATCH_PACKETS):
+        r.agent_rtp(packet(100 + k, 160 * k, ssrc=0x77), stranger, 0.1 + 0.02 * k)
+    assert r.agent.latched == stranger
+    # The phone's own public address (as registered) takes over at its first packet.
+    assert from_agent(r, 1, 160, 0.2) is not None
+    assert r.agent.latched == AGENT_FROM and r.agent.rtp_to == AGENT_FROM
+    assert r.agent_rtp(packet(104, 800, ssrc=0x77), stranger, 0.21) is None
+    # Its RTCP: the stranger's is dropped, the phone's own host's is taken.
+    report = ReceiverReport(ssrc=0x1234).serialize()
+    r.bridge(0.3)
+    assert r.agent_rtcp(report, ("192.0.2.50", 2001), 0.3) is None
+    assert r.agent.rtcp_latched is None
+    assert r.agent_rtcp(report, (AGENT_FROM[0], AGENT_FROM[1] + 1), 0.31) is not None
+    assert r.agent.rtcp_latched == (AGENT_FROM[0], AGENT_FROM[1] + 1)
+
+
+def test_a_phone_whose_media_leaves_by_another_address_latches_after_probation() -> None:
+    """Media from neither the SDP nor the signalling host (another NAT address of a
+    carrier-grade NAT pool) is still learnt: after RELATCH_PACKETS of one stream."""
+    r = relay()
+    r.bridge(0.0)
+    other = ("198.51.100.200", 31000)
+    got = [from_member(r, 1, 160, 0.0)]  # the member latches MEMBER_FROM (its SDP host)
+    got += [r.agent_rtp(packet(k, 160 * k), other, 0.02 * k) for k in range(RELATCH_PACKETS)]
+    assert got[0] is not None
+    assert got[1:RELATCH_PACKETS] == [None] * (RELATCH_PACKETS - 1) and got[-1] is not None
+    assert r.agent.latched == other
 
 
 def test_no_relatch_while_the_leg_is_on_hold() -> None:
