@@ -302,3 +302,38 @@ async def test_dtmf_start_of_event_with_the_marker_goes_to_the_rtp_port(
     assert events[0][1] == 0x80 | 101  # the marker kept, on the RTP port
     assert member.received(rtcp=True) == []
     call.close()
+
+
+async def test_a_stranger_spraying_the_ports_first_is_not_heard_and_not_sent_to(
+    manager: MediaManager, peers: tuple[Peer, Peer, Peer]
+) -> None:
+    """RTP bleed over real sockets: a host that is not the phone's (127.0.0.2) sends to the
+    agent port before the phone does. Its packets reach nobody, the member's audio is not
+    sent to it, and the phone (behind "NAT": its SDP names 127.0.0.3, its SIP goes to
+    127.0.0.1) latches with its first packet and then hears the member."""
+    agent, member, _ = peers
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.2", 0))
+    stranger.setblocking(False)
+    try:
+        call = await manager.open("bleed", lambda _: None)
+        call.set_agent(StreamSpec("127.0.0.3", agent.port, g711.PCMU, signal_host=HOST))
+        call.set_member(StreamSpec(HOST, member.port, g711.PCMU))
+        call.bridge()
+        to_agent, to_member = (HOST, call.agent_port), (HOST, call.member_port)
+        for data in tone(300, g711.PCMU, 2, ssrc=0x51, seq0=1, ts0=0):  # under probation
+            stranger.sendto(data, to_agent)
+        member.rtp.sendto(tone(1000, g711.PCMU, 1, ssrc=0x10, seq0=9, ts0=0)[0], to_member)
+        await asyncio.sleep(0.05)
+        assert member.received() == []  # the stranger's audio went nowhere
+        with pytest.raises(BlockingIOError):
+            stranger.recv(2048)  # and the member's did not go to the stranger
+        agent.rtp.sendto(tone(440, g711.PCMU, 1, ssrc=0x44, seq0=1, ts0=0)[0], to_agent)
+        await asyncio.sleep(0.05)
+        member.rtp.sendto(tone(1000, g711.PCMU, 1, ssrc=0x10, seq0=10, ts0=160)[0], to_member)
+        await asyncio.sleep(0.05)
+        assert len(member.received()) == 1 and len(agent.received()) == 1
+        assert call.stats["foreign"] == 2
+        call.close()
+    finally:
+        stranger.close()
