@@ -10,9 +10,11 @@ a re-import of the same file (or of an overlapping one) adds nothing twice: thos
 counted as *already in the campaign*, apart from the rows the file itself got wrong. The
 REST API's CSV import can call it too (it takes the file's bytes as ``source``).
 
-The command (:func:`run`) shows a progress bar (bytes read) on a terminal, then one summary
-line on stdout and every refused row on stderr, ``line N: reason``, with the line number
-a text editor shows (the header is line 1).
+The options are the reader's; an ``expire`` column's date format is part of ``--map``
+(``expire:DD.MM.YYYY=3``, :mod:`sipdialer.importer.dates`), so the command and the API
+take the same map. The command (:func:`run`) shows a progress bar (bytes read) on a
+terminal, then one summary line on stdout and every refused row on stderr, ``line N:
+reason``, with the line number a text editor shows (the header is line 1).
 
 Exit status (decision): **0 when the file was read**, even if some rows were refused: the
 good rows are in the campaign and the refused ones are listed, so that fixing them and

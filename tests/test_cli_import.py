@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,29 @@ def test_a_file_with_only_good_rows_is_strictly_fine(config: Path) -> None:
     args = ["--delimiter", "tab", "--skip-header", "--map", "name=name,number=phone,var:city=2"]
     assert run_import(config, str(path), *args, "--strict") == 0
     assert members_of(config) == [("Ann", [("0501000001", 0)])]
+
+
+def test_expire_in_a_date_format_and_the_members_zone(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config.parent / "dates.csv"
+    path.write_text("name;phone;zone;until\nAnn;1001;Europe/Kyiv;31.12.2026\n"
+                    "Bob;1002;;31.12.2026\nCid;1003;;2026-12-31\n", encoding="utf-8")  # fmt: skip
+    args = ["--delimiter", ";", "--skip-header",
+            "--map", "name=name,number=phone,timezone=zone,expire:DD.MM.YYYY=until"]  # fmt: skip
+    assert run_import(config, str(path), *args) == 0
+    err = capsys.readouterr().err
+    assert err == (f'{path}: line 4: expire (column 3 "until"): "2026-12-31" does not match'
+                   " the date format DD.MM.YYYY (e.g. 31.12.2026)\n")  # fmt: skip
+    store, campaign_id = store_members(config)
+    expire = {r.name: r.expire for r in store.list(campaign_id).members}
+    store.engine.dispose()
+    # Ann's midnight is Kyiv's (UTC+2 in winter); Bob has no zone: UTC.
+    assert expire == {"Ann": datetime(2026, 12, 30, 22, tzinfo=UTC),
+                      "Bob": datetime(2026, 12, 31, tzinfo=UTC)}  # fmt: skip
+    # An unknown format is a usage error before anything is read.
+    assert run_import(config, str(path), "--map", "number=1,expire:DD-MM=3") == 2
+    assert 'unknown date format "DD-MM"' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

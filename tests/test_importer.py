@@ -20,6 +20,7 @@ import pytest
 from helpers import DATA
 
 from sipdialer.importer import (
+    FORMATS,
     ColumnMap,
     Columns,
     ImportResult,
@@ -27,10 +28,13 @@ from sipdialer.importer import (
     RowError,
     check_delimiter,
     check_encoding,
+    guess_format,
     iter_members,
+    parse_format,
     parse_mapping,
     read_members,
 )
+from sipdialer.importer.dates import AUTOMATIC
 
 CSV = DATA / "csv"
 CP1251_MAP = (
@@ -270,11 +274,121 @@ def test_a_full_map_and_its_mapping_form() -> None:
         ("number=-1", "count from 0"),
         ("number:high=1", "number:PRIORITY needs a whole number"),
         ("number=99999", "beyond 9999"),
+        ("number=1,expire:DD-MM=2", 'unknown date format "DD-MM"'),
+        ("number=1,expire:%d.%Q=2", "bad directive"),
+        ("number=1,expire=2,expire:DD.MM.YYYY=3", "expire is mapped twice"),
     ],
 )
 def test_bad_maps(mapping: str, message: str) -> None:
     with pytest.raises(MappingError, match=message):
         parse_mapping(mapping)
+
+
+# --- expire in a date format (sipdialer/importer/dates.py) --------------------------------
+
+
+def test_expire_formats_in_the_map() -> None:
+    assert parse_mapping("number=0,expire=1").expire_format == AUTOMATIC
+    assert parse_mapping("number=0,expire:auto=1").expire_format == AUTOMATIC
+    # Names ignore case; the mapping form (the API's JSON) takes the same keys.
+    by_name = parse_mapping("number=0,expire:dd.mm.yyyy hh:mm=Expire")
+    assert (by_name.expire, by_name.expire_format.name) == ("Expire", "DD.MM.YYYY HH:MM")
+    assert parse_mapping({"number": 0, "expire:DD.MM.YYYY HH:MM": "Expire"}) == by_name
+    assert parse_mapping("number=0,expire:%d.%m.%y=1").expire_format.pattern == "%d.%m.%y"
+    # The page offers these (upload.js); each is a name the map knows.
+    assert set(FORMATS) == {"auto", "DD.MM.YYYY", "DD.MM.YYYY HH:MM", "DD/MM/YYYY",
+                            "MM/DD/YYYY", "YYYY-MM-DD HH:MM", "epoch-seconds"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "cell", "expected"),
+    [
+        ("DD.MM.YYYY", "31.12.2026", datetime(2026, 12, 31, tzinfo=UTC)),
+        ("DD.MM.YYYY HH:MM", "31.12.2026 18:30", datetime(2026, 12, 31, 18, 30, tzinfo=UTC)),
+        ("DD/MM/YYYY", "01/02/2026", datetime(2026, 2, 1, tzinfo=UTC)),
+        ("MM/DD/YYYY", "01/02/2026", datetime(2026, 1, 2, tzinfo=UTC)),
+        ("YYYY-MM-DD HH:MM", "2026-12-31 18:30", datetime(2026, 12, 31, 18, 30, tzinfo=UTC)),
+        ("epoch-seconds", "1798741800", datetime(2026, 12, 31, 18, 30, tzinfo=UTC)),
+        ("epoch-seconds", "1798741800.5", datetime(2026, 12, 31, 18, 30, 0, 500000, tzinfo=UTC)),
+        ("auto", "1798741800000", datetime(2026, 12, 31, 18, 30, tzinfo=UTC)),  # ms
+        ("auto", "2026-12-31T18:30:00+02:00", datetime(2026, 12, 31, 16, 30, tzinfo=UTC)),
+        ("%d.%m.%y %H.%M", "31.12.26 18.30", datetime(2026, 12, 31, 18, 30, tzinfo=UTC)),
+        ("%d.%m.%Y %H:%M %z", "31.12.2026 18:30 +0200", datetime(2026, 12, 31, 16, 30, tzinfo=UTC)),
+    ],
+)
+def test_each_format_reads_its_cells(name: str, cell: str, expected: datetime) -> None:
+    assert parse_format(name).parse(cell) == expected
+
+
+def test_a_naive_expire_is_in_the_members_zone_else_utc() -> None:
+    text = (
+        "number,zone,expire\n"
+        "1001,Europe/Kyiv,31.12.2026 18:30\n"  # Kyiv is UTC+2 in winter
+        "1002,America/New_York,01.07.2026 09:00\n"  # New York is UTC-4 in summer
+        "1003,,31.12.2026 18:30\n"  # no zone: UTC
+        "1004,Europe/Kyiv,2026-12-31T18:30:00\n"  # not the format: refused
+    )
+    mapping = "number=0,timezone=1,expire:DD.MM.YYYY HH:MM=2"
+    result = read_members(text.encode(), skip_header=True, mapping=mapping)
+    assert [m.member.expire for m in result.members] == [
+        datetime(2026, 12, 31, 16, 30, tzinfo=UTC),
+        datetime(2026, 7, 1, 13, 0, tzinfo=UTC),
+        datetime(2026, 12, 31, 18, 30, tzinfo=UTC),
+    ]
+    assert reasons(result) == {
+        5: 'expire (column 2 "expire"): "2026-12-31T18:30:00" does not'
+        " match the date format DD.MM.YYYY HH:MM (e.g. 31.12.2026 18:30)"
+    }
+    # Without a timezone column every naive date is UTC; automatic expire keeps the API's
+    # rule (no offset = UTC) even with a zone column.
+    plain = read_members(b"1001,31.12.2026\n", mapping="number=0,expire:DD.MM.YYYY=1")
+    assert plain.members[0].member.expire == datetime(2026, 12, 31, tzinfo=UTC)
+    auto = read_members(b"1001,Europe/Kyiv,2026-12-31T18:30:00\n",
+                        mapping="number=0,timezone=1,expire=2")  # fmt: skip
+    assert auto.members[0].member.expire == datetime(2026, 12, 31, 18, 30, tzinfo=UTC)
+
+
+def test_expire_cells_that_do_not_match_are_refused_naming_the_format() -> None:
+    text = "\n".join(["1001,31.12.2026", "1002,2026-12-31", "1003,31.02.2026", "1004,",
+                      "1005,12/31/2026", "1006,soon"]) + "\n"  # fmt: skip
+    result = read_members(text.encode(), mapping="number=0,expire:DD.MM.YYYY=1")
+    assert [m.line for m in result.members] == [1, 4]  # an empty cell is no expire
+    assert result.members[1].member.expire is None
+    got = reasons(result)
+    assert set(got) == {2, 3, 5, 6}
+    assert got[2] == ('expire (column 1): "2026-12-31" does not match the date format'
+                      " DD.MM.YYYY (e.g. 31.12.2026)")  # fmt: skip
+    assert got[3].startswith('expire (column 1): "31.02.2026" is not a valid DD.MM.YYYY date')
+    assert all("DD.MM.YYYY" in got[line] for line in (5, 6))
+    seconds = read_members(b"1001,2026-12-31\n", mapping="number=0,expire:epoch-seconds=1")
+    assert "does not match the date format epoch-seconds (e.g. 1798741800)" in (
+        seconds.errors[0].reason
+    )
+    # A bad zone is the zone's fault, not the date's.
+    zone = read_members(b"1001,Mars/Base,31.12.2026\n",
+                        mapping="number=0,timezone=1,expire:DD.MM.YYYY=2")  # fmt: skip
+    assert zone.errors[0].reason.startswith("timezone (column 1)")
+
+
+@pytest.mark.parametrize(
+    ("cells", "guess"),
+    [
+        (["31.12.2026", "01.01.2027", ""], "DD.MM.YYYY"),
+        (["31.12.2026 18:00"], "DD.MM.YYYY HH:MM"),
+        (["01/02/2026", "13/02/2026"], "DD/MM/YYYY"),
+        (["01/02/2026", "12/31/2026"], "MM/DD/YYYY"),
+        (["2026-12-31 18:00"], "YYYY-MM-DD HH:MM"),
+        (["1798741800"], "epoch-seconds"),
+        (["1798741800000"], "auto"),
+        (["2026-12-31T18:00:00+02:00", "2026-12-31"], "auto"),
+        (["31.12.2026", "soon"], None),  # half is not enough
+        (["31.12.2026", "01.01.2027", "2027-01-01"], "DD.MM.YYYY"),  # a typo does not hide it
+        (["5", "7"], None),  # priorities, not milliseconds since 1970
+        (["", " "], None),
+    ],
+)
+def test_guessing_a_columns_date_format(cells: list[str], guess: str | None) -> None:
+    assert guess_format(cells) == guess
 
 
 def test_resolving_names_against_the_header() -> None:

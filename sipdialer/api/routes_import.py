@@ -2,7 +2,8 @@
 
 The body is the file's bytes (any content type; ``text/csv`` in the OpenAPI document) and
 the query says how to read it: ``encoding``, ``delimiter``, ``skip_header`` and ``map``
-(the ``--map`` syntax of :mod:`sipdialer.importer.mapping`). Rows are read in batches
+(the ``--map`` syntax of :mod:`sipdialer.importer.mapping`; an expire column's date format
+is part of it, ``expire:DD.MM.YYYY=3``: :mod:`sipdialer.importer.dates`). Rows are read in batches
 (:func:`~sipdialer.importer.iter_members`); each batch is one store transaction, and the
 loop yields to the event loop between batches so that calls in progress are not starved
 by a large file (and checkpoints SQLite's log in a thread now and then: see
@@ -81,9 +82,9 @@ async def import_csv(
     encoding: Annotated[str, Query(max_length=64)] = "utf-8",
     delimiter: Annotated[str, Query(max_length=16)] = ",",
     skip_header: bool = False,
-    map: Annotated[str, Query(max_length=4096, description="e.g. name=0,number=1")] = (
-        DEFAULT_MAPPING
-    ),
+    map: Annotated[
+        str, Query(max_length=4096, description="e.g. name=0,number=1,expire:DD.MM.YYYY=2")
+    ] = (DEFAULT_MAPPING),
     auto_run: AutoRun = False,
 ) -> ImportReport:
     for field, check, value in (

@@ -20,6 +20,11 @@ and what this module *guesses* for both, so the window can preselect them:
   of cells most often; else ``,``.
 * **header**: the first row is taken for a header when none of its cells is a dialable
   number but a cell of a later row is (phone lists have a number column).
+* **date formats** (:func:`~sipdialer.importer.guess_format`): per column, the format of
+  :data:`~sipdialer.importer.FORMATS` that most non-empty cells of the rows shown match,
+  when more than half do (the header row left out when one is guessed), else null; the
+  window preselects it when the column is mapped to ``expire`` (``31.12.2026`` ->
+  ``DD.MM.YYYY``), and maps a column of such dates to ``expire`` by itself.
 
 Nothing is stored: this route reads only the body. The cut at the end of a sliced body
 may split a line (or a UTF-8 character): the bytes after the last line break are dropped
@@ -37,7 +42,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sipdialer.api.routes_common import ERRORS, CampaignId
 from sipdialer.api.values import normalise_number
-from sipdialer.importer import check_delimiter, check_encoding
+from sipdialer.importer import check_delimiter, check_encoding, guess_format
 
 router = APIRouter(prefix="/api/v2/dialer", tags=["members"], responses=ERRORS)
 
@@ -69,6 +74,7 @@ class Preview(BaseModel):
     lines: list[int]  # where each row starts, from 1
     columns: int  # the widest row's cell count
     truncated: bool  # the body was cut: rows past the last full line are not shown
+    date_formats: list[str | None] = []  # per column: the date format its cells match
 
 
 def _score(text: str) -> int:
@@ -182,16 +188,22 @@ def preview(
                 break
     except csv.Error:
         truncated = True  # e.g. a quoted field cut by the slice: show what came before
+    header_guess = guess_header(out)
+    columns = max((len(r) for r in out), default=0)
+    data_rows = out[1:] if header_guess else out
+    date_formats = [guess_format(row[i] for row in data_rows if i < len(row))
+                    for i in range(columns)]  # fmt: skip
     return Preview(
         encoding=used,
         delimiter=sep,
         encoding_guess=encoding_guess,
         delimiter_guess=delimiter_guess,
-        header_guess=guess_header(out),
+        header_guess=header_guess,
         rows=out,
         lines=lines,
-        columns=max((len(r) for r in out), default=0),
+        columns=columns,
         truncated=truncated,
+        date_formats=date_formats,
     )
 
 

@@ -1,8 +1,10 @@
 """CSV import of members (``sipdialer import`` and the API's import): see :mod:`.reader`
-for how a file is read and which rows are refused, :mod:`.mapping` for the ``--map``."""
+for how a file is read and which rows are refused, :mod:`.mapping` for the ``--map``,
+:mod:`.dates` for the date formats of an ``expire`` column."""
 
 from __future__ import annotations
 
+from sipdialer.importer.dates import FORMATS, ExpireFormat, guess_format, parse_format
 from sipdialer.importer.mapping import (
     DEFAULT_MAPPING,
     ColumnMap,
@@ -24,8 +26,10 @@ from sipdialer.importer.reader import (
 
 __all__ = [
     "DEFAULT_MAPPING",
+    "FORMATS",
     "ColumnMap",
     "Columns",
+    "ExpireFormat",
     "ImportBatch",
     "ImportResult",
     "ImportedMember",
@@ -34,7 +38,9 @@ __all__ = [
     "Source",
     "check_delimiter",
     "check_encoding",
+    "guess_format",
     "iter_members",
+    "parse_format",
     "parse_mapping",
     "read_members",
 ]

@@ -7,6 +7,11 @@ name (``name=FIO,number=Phone``; matched exactly, then ignoring case and surroun
 spaces). Fields:
 
 * ``name``, ``priority`` (the member's), ``timezone``, ``expire``: at most once each;
+* ``expire:FORMAT``: the expire column read in a date format, e.g.
+  ``expire:DD.MM.YYYY=5`` or ``expire:%d.%m.%Y %H:%M=5``; a plain ``expire=5`` (or
+  ``expire:auto``) takes epoch milliseconds or ISO 8601, as the API. The formats, and the
+  time zone of a date without an offset (the row's ``timezone`` column when mapped, else
+  UTC): :mod:`.dates`. A cell that does not match is refused, naming the format;
 * ``number``: one or more times, one column each. Plain ``number=`` columns get
   priorities by order, **first highest**: with three of them they get 2, 1, 0.
   ``number:P=COL`` gives the number in COL the priority P explicitly (P may be negative);
@@ -14,9 +19,9 @@ spaces). Fields:
 * ``var:NAME``: the column is the member variable NAME (sent as ``X-Dialer-Var-NAME``).
 
 The same thing may be given as a mapping (the API's JSON form): ``{"name": 0, "number": [1,
-2], "number:5": "Mobile", "var:city": 6}``. :func:`parse_mapping` checks the syntax (a
-:class:`MappingError` names the bad pair); :meth:`ColumnMap.resolve` turns names into
-indexes once the header is known. Pure: no IO.
+2], "number:5": "Mobile", "expire:DD.MM.YYYY": 7, "var:city": 6}``. :func:`parse_mapping`
+checks the syntax (a :class:`MappingError` names the bad pair); :meth:`ColumnMap.resolve`
+turns names into indexes once the header is known. Pure: no IO.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sipdialer.api.values import (
     check_variable_name,
     parse_priority,
 )
+from sipdialer.importer.dates import AUTOMATIC, ExpireFormat, parse_format
 
 Column = int | str
 """A column index (from 0) or a header name."""
@@ -56,6 +62,7 @@ class ColumnMap:
     timezone: Column | None = None
     expire: Column | None = None
     variables: tuple[tuple[str, Column], ...] = ()
+    expire_format: ExpireFormat = AUTOMATIC
 
     @property
     def uses_names(self) -> bool:
@@ -91,6 +98,7 @@ class ColumnMap:
             timezone=maybe(self.timezone),
             expire=maybe(self.expire),
             variables=tuple((v, index(c)) for v, c in self.variables),
+            expire_format=self.expire_format,
         )
 
 
@@ -104,6 +112,7 @@ class Columns:
     timezone: int | None
     expire: int | None
     variables: tuple[tuple[str, int], ...]
+    expire_format: ExpireFormat = AUTOMATIC
 
     def width(self) -> int:
         """Columns a row needs: the largest index + 1."""
@@ -174,8 +183,15 @@ def parse_mapping(mapping: str | Mapping[str, object] = DEFAULT_MAPPING) -> Colu
     plain: list[Column] = []
     explicit: list[tuple[int, Column, int]] = []  # (position, column, priority)
     variables: dict[str, Column] = {}
+    expire_format = AUTOMATIC
     for key, column, written in _pairs(mapping):
         field = key.lower()
+        if field.startswith("expire:"):
+            try:
+                expire_format = parse_format(key.partition(":")[2])
+            except ValueError as exc:
+                raise MappingError(f'"{written}": {exc}') from None
+            field = "expire"
         if field in _SINGLE:
             if field in singles:
                 raise MappingError(f'"{written}": {field} is mapped twice')
@@ -202,7 +218,7 @@ def parse_mapping(mapping: str | Mapping[str, object] = DEFAULT_MAPPING) -> Colu
             hint = f'; did you mean "{close[0]}"?' if close else ""
             raise MappingError(
                 f'"{written}": unknown field "{key}" (fields: name, number, number:PRIORITY,'
-                f" priority, timezone, expire, var:NAME){hint}"
+                f" priority, timezone, expire, expire:FORMAT, var:NAME){hint}"
             )
     if not plain and not explicit:
         raise MappingError("no number column: the map needs number=COLUMN")
@@ -225,4 +241,5 @@ def parse_mapping(mapping: str | Mapping[str, object] = DEFAULT_MAPPING) -> Colu
         timezone=singles.get("timezone"),
         expire=singles.get("expire"),
         variables=tuple(variables.items()),
+        expire_format=expire_format,
     )

@@ -17,7 +17,8 @@ refused (it usually means an unquoted delimiter inside a field).
 
 Each row then becomes a :class:`~sipdialer.api.schemas.MemberIn` through the same value
 parsers the REST API uses, so a CSV member and a JSON member obey the same rules. Refused:
-no number, a bad number, priority, date or zone, the wrong column count, and a number
+no number, a bad number, priority, date (read in the map's ``expire:FORMAT``, in the row's
+zone: :mod:`.dates`) or zone, the wrong column count, and a number
 already taken by an earlier *accepted* row of the file (the reason names that row's line).
 The same number twice in one row is kept once (two columns, one phone). Line breaks inside
 a quoted name or variable become spaces (both travel as one-line SIP headers). Numbers already in
@@ -36,6 +37,7 @@ import io
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from pydantic import ValidationError
@@ -187,6 +189,13 @@ class _Rows:
             return f'{field} (column {index} "{self.header[index].strip()}")'
         return f"{field} (column {index})"
 
+    def _zone(self, cells: list[str]) -> str | None:
+        """The row's time zone cell, for a date without an offset (None: UTC)."""
+        index = self.columns.timezone
+        if index is None:
+            return None
+        return cells[index].strip() or None
+
     def member(self, cells: list[str], line: int) -> MemberIn | str:
         """The row's member, or the reason it is refused."""
         if len(cells) != self.expected:
@@ -223,6 +232,11 @@ class _Rows:
             index = getattr(columns, key)
             if index is not None and cells[index].strip():
                 data[key] = cells[index]
+        if "expire" in data and not columns.expire_format.auto:
+            try:
+                data["expire"] = columns.expire_format.parse(data["expire"], self._zone(cells))
+            except (ValueError, KeyError):  # KeyError: an unknown zone (explained below)
+                return None
         if columns.name is not None:
             data["name"] = one_line(cells[columns.name].strip())
         try:
@@ -249,10 +263,16 @@ class _Rows:
             if number in self.taken:
                 return f'number "{number}" is already on line {self.taken[number]}'
         parsed: dict[str, Any] = {"priority": 0, "timezone": None, "expire": None}
+        form = columns.expire_format
+
+        def expire(text: str) -> datetime | None:
+            # The zone was parsed (and checked) just before: the loop's order matters.
+            return parse_expire(text) if form.auto else form.parse(text, parsed["timezone"])
+
         for key, parse in (
             ("priority", parse_priority),
             ("timezone", parse_timezone),
-            ("expire", parse_expire),
+            ("expire", expire),
         ):
             index = getattr(columns, key)
             if index is None or not cells[index].strip():

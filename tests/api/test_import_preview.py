@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,50 @@ async def test_preview_route(tmp_path: Path) -> None:
         # Nothing was imported.
         counts = rig.runner.members.counts(rig.runner.resolve_campaign("plain") or "")
         assert sum(counts.values()) == 0
+
+
+DATED = (
+    "name;phone;zone;until\n"
+    "Ann;1001;Europe/Kyiv;31.12.2026\n"
+    "Bob;1002;;01.07.2026\n"
+    "Cid;1003;;2026-07-01\n"  # not DD.MM.YYYY: refused, naming the format
+)
+
+
+def test_preview_guesses_each_columns_date_format() -> None:
+    shown = preview(DATED.encode())
+    assert shown.header_guess  # the header row is left out of the guess
+    # Phone numbers are no dates; the last column is DD.MM.YYYY despite its odd row.
+    assert shown.date_formats == [None, None, None, "DD.MM.YYYY"]
+    dotted = preview(b"name;phone;until\nAnn;1001;31.12.2026\nBob;1002;01.07.2026\n")
+    assert dotted.date_formats == [None, None, "DD.MM.YYYY"]
+    us = preview(b"1001,12/31/2026 ,1798741800\n1002,01/02/2026,1798741801\n")
+    assert us.date_formats == [None, "MM/DD/YYYY", "epoch-seconds"]
+
+
+async def test_import_with_an_expire_format(tmp_path: Path) -> None:
+    async with running_dialer(tmp_path, ports=54000) as rig:
+        url = f"{PLAIN}/members/import"
+        mapping = "name=name,number=phone,timezone=zone,expire:DD.MM.YYYY=until"
+        params = {"delimiter": ";", "skip_header": "true", "map": mapping}
+        reply = await rig.client.post(url, params=params, content=DATED.encode())
+        assert reply.status_code == 200, reply.text
+        report = reply.json()
+        assert (report["rows"], report["imported"]) == (3, 2)
+        assert report["refused"] == [{
+            "line": 4,
+            "reason": 'expire (column 3 "until"): "2026-07-01" does not match the date format'
+                      " DD.MM.YYYY (e.g. 31.12.2026)",
+        }]  # fmt: skip
+        listed = (await rig.client.get(f"{PLAIN}/members")).json()["items"]
+        expire = {m["name"]: m["expire"] for m in listed}
+        # Ann's midnight is Kyiv's (UTC+2); Bob has no zone, so UTC.
+        assert expire == {
+            "Ann": int(datetime(2026, 12, 30, 22, tzinfo=UTC).timestamp() * 1000),
+            "Bob": int(datetime(2026, 7, 1, tzinfo=UTC).timestamp() * 1000),
+        }
+        reply = await rig.client.post(url, params=params | {"map": "number=1,expire:DD-MM=3"},
+                                      content=DATED.encode())  # fmt: skip
+        assert reply.status_code == 422
+        detail = reply.json()["detail"][0]
+        assert detail["loc"] == ["query", "map"] and "DD-MM" in detail["msg"]

@@ -4,74 +4,26 @@ Playwright), on the whole running dialer of :mod:`dashrig`: settings, the Add me
 (preview, guesses, column mapping, refused rows by line), the attempt history of called
 members, the member actions, and a 100,000-row upload while a campaign dials.
 
-Screenshots go to ``tests/artifacts/`` (not committed; CI keeps them).
+Screenshots go to ``tests/artifacts/`` (not committed; CI keeps them); the browser and the
+page helpers are :mod:`pagerig`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from dashrig import KEY, TOKEN, Rig, running_dialer, until
+from dashrig import running_dialer, until
+from pagerig import BROWSER_MARKS, browser, campaign_page, members_of, screenshot, until_text
 
-playwright_api = pytest.importorskip("playwright.async_api")
+from sipdialer.importer import parse_format
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed (.ci/run does)"
-    ),
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def screenshot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-async def campaign_page(browser: Any, rig: Rig, name: str) -> tuple[Any, list[str]]:
-    """Sign in on the dashboard and follow the campaign card's link, as a supervisor does."""
-    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(5000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
-    await page.goto(rig.base + "/")
-    await page.fill("#token", TOKEN)
-    await page.fill("#key", KEY)
-    await page.click("#login button[type=submit]")
-    card = page.locator(f'[data-campaign="{rig.campaign(name)}"]')
-    await card.locator("a.open").click()
-    await page.locator("#campaign-name", has_text=name).wait_for(timeout=5000)
-    return page, errors
-
-
-def members_of(rig: Rig, campaign: str, **filters: Any) -> list[Any]:
-    return list(rig.runner.members.list(rig.campaign(campaign), limit=1000, **filters).members)
+pytestmark = BROWSER_MARKS
+__all__ = ["browser"]  # the fixture, taken by the tests below
 
 
 async def test_add_member_form(tmp_path: Path, browser: Any) -> None:
@@ -137,18 +89,6 @@ async def test_add_member_form(tmp_path: Path, browser: Any) -> None:
         assert errors == []
 
 
-async def until_text(page: Any, selector: str, timeout: float = 3.0) -> str:
-    """The element's text once it has some."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = await page.locator(selector).text_content()
-        if text:
-            return str(text)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{selector} stayed empty")
-        await asyncio.sleep(0.05)
-
-
 CSV_ROWS = [
     "ФИО;Телефон;Мобильный;Город",  # line 1: the header
     "Иванов Иван Петрович;+380441234567;0501112233;Київ",
@@ -208,6 +148,60 @@ async def test_upload_cp1251_with_preview_and_mapping(tmp_path: Path, browser: A
             (0, "+380441234567"), (5, "0501112233")
         ]  # fmt: skip
         assert [n.number for n in members["Петренко Олена"].state.numbers] == ["0442223344"]
+        assert errors == []
+
+
+DATED_ROWS = [
+    "name;phone;zone;until",
+    "Ann Dated;1001;Europe/Kyiv;31.12.2026",
+    "Bob Dated;1002;;01.07.2026",
+    "Cid Dated;1003;;2026-07-01",  # line 4: not DD.MM.YYYY
+]
+
+
+async def test_upload_maps_an_expire_column_with_a_date_format(
+    tmp_path: Path, browser: Any
+) -> None:
+    path = tmp_path / "dated.csv"
+    path.write_text("\n".join(DATED_ROWS) + "\n", encoding="utf-8")
+    async with running_dialer(tmp_path, phones=(), ports=59800) as rig:
+        page, errors = await campaign_page(browser, rig, "wfr")
+        await page.set_input_files("#upload-file", str(path))
+        await page.locator("#upload-guess", has_text="utf-8").wait_for(timeout=3000)
+        # The preview found DD.MM.YYYY in the dates: that column is expire, format chosen.
+        assert await page.input_value('select.map-field[data-column="3"]') == "expire"
+        fmt = 'select.map-format[data-column="3"]'
+        assert await page.input_value(fmt) == "DD.MM.YYYY"
+        # Every format the page offers is one the importer knows.
+        offered = await page.locator(fmt + " option").evaluate_all("os => os.map(o => o.value)")
+        assert len(offered) == 7 and all(parse_format(value) for value in offered), offered
+        await page.select_option('select.map-field[data-column="2"]', "timezone")
+        await page.select_option(fmt, "MM/DD/YYYY")
+        assert await page.locator("#upload-map").text_content() == (
+            "Map: name=0,number=1,timezone=2,expire:MM/DD/YYYY=3"
+        )
+        # Mapping the column again preselects the preview's guess; automatic is a plain expire.
+        await page.select_option('select.map-field[data-column="3"]', "")
+        await page.select_option('select.map-field[data-column="3"]', "expire")
+        assert await page.input_value(fmt) == "DD.MM.YYYY"
+        await page.select_option(fmt, "auto")
+        assert (await page.locator("#upload-map").text_content() or "").endswith(",expire=3")
+        await page.select_option(fmt, "DD.MM.YYYY")
+        map_text = await page.locator("#upload-map").text_content()
+        assert map_text == "Map: name=0,number=1,timezone=2,expire:DD.MM.YYYY=3", map_text
+        await screenshot(page, "campaign_upload_expire.png")
+
+        await page.click("#upload-import")
+        await page.locator("#upload-result").wait_for(state="visible", timeout=5000)
+        summary = await page.locator("#upload-summary").text_content()
+        assert summary == "3 rows read, 2 imported, 1 refused.", summary
+        assert await page.locator("#upload-refused td.line").all_text_contents() == ["4"]
+        [reason] = await page.locator("#upload-refused td.reason").all_text_contents()
+        assert '"2026-07-01" does not match the date format DD.MM.YYYY' in reason, reason
+        expire = {m.name: m.expire for m in members_of(rig, "wfr")}
+        # Ann's date is midnight in her zone (Kyiv, UTC+2 in winter); Bob has none: UTC.
+        assert expire == {"Ann Dated": datetime(2026, 12, 30, 22, tzinfo=UTC),
+                          "Bob Dated": datetime(2026, 7, 1, tzinfo=UTC)}  # fmt: skip
         assert errors == []
 
 

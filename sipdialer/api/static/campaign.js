@@ -3,6 +3,10 @@
 // with the token and key the dashboard's login kept in sessionStorage; the table follows
 // the dashboard's event stream (a call of this campaign ended: reload the page shown).
 // members.js (the Add form) and upload.js (CSV upload) use `cp` below.
+// A campaign that finished by itself (no member left, or its calendar's end date passed:
+// dialer-semantics §5) dials nothing more, not even members reset or added since, until
+// it is started again: the page says so and offers "Start campaign" (PUT .../state/run).
+// Resetting members does not restart it by itself: placing calls stays a decision.
 "use strict";
 
 const cp = {
@@ -70,7 +74,27 @@ async function loadSettings() {
 
 async function loadState() {
   const reply = await cp.api("GET", "");
-  if (reply.status === 200) $c("campaign-state").replaceChildren(sd.badge(reply.body.state));
+  if (reply.status === 200) showState(reply.body.state);
+}
+
+/** The state badge, and the notice with "Start campaign" while the campaign is finished. */
+function showState(state, reason) {
+  $c("campaign-state").replaceChildren(sd.badge(state));
+  const finished = state === "finished";
+  if (finished) {
+    $c("finished-text").textContent = `This campaign has finished${reason ? ` (${reason})` : ""}:`
+      + " it calls no one, not even members reset or added since, until it is started again.";
+  }
+  $c("finished-notice").hidden = !finished;
+}
+
+async function startCampaign() {
+  $c("start-campaign").disabled = true;
+  const reply = await cp.api("PUT", "/state/run");
+  $c("start-campaign").disabled = false;
+  if (reply.status !== 200) { $c("page-error").textContent = sd.detail(reply); return; }
+  $c("page-error").textContent = "";
+  showState(reply.body.state);
 }
 
 function filters() {
@@ -140,6 +164,7 @@ function memberRow(m) {
 async function memberAction(member, method, suffix) {
   const reply = await cp.api(method, `/members/${encodeURIComponent(member.id)}${suffix}`);
   $c("action-error").textContent = reply.status < 300 ? "" : sd.detail(reply);
+  await loadState(); // a reset member of a finished campaign waits for "Start campaign"
   if (method === "DELETE" && reply.status < 300 && cp.historyOf && cp.historyOf.id === member.id) {
     cp.historyOf = null;
     $c("history").hidden = true;
@@ -178,7 +203,7 @@ function follow() {
     call(data) { if (data.call && data.call.campaign === cp.id) cp.reloadSoon(); },
     campaign(data) {
       if (data.campaign && data.campaign.id === cp.id) {
-        $c("campaign-state").replaceChildren(sd.badge(data.campaign.state));
+        showState(data.campaign.state, data.campaign.finished_reason);
       }
     },
   }, () => {}, () => {});
@@ -192,6 +217,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   $c("prev-page").addEventListener("click", () => { cp.page -= 1; loadMembers(); });
   $c("next-page").addEventListener("click", () => { cp.page += 1; loadMembers(); });
+  $c("start-campaign").addEventListener("click", startCampaign);
   if (!(await loadSettings())) return;
   await loadState();
   await loadMembers();

@@ -5,6 +5,8 @@
 // whole file (the File object is the request body: the browser reads it from disk as it
 // sends) to POST .../members/import with the same choices as query parameters, shows the
 // upload's progress and then every refused row with its line and reason.
+// A column mapped to expire gets a date format select (the importer's expire:FORMAT,
+// sipdialer/importer/dates.py), preselected with the format the preview found in its cells.
 "use strict";
 
 const PREVIEW_BYTES = 64 * 1024;
@@ -12,7 +14,21 @@ const FIELDS = [
   ["", "—"], ["name", "name"], ["number", "number"], ["priority", "priority"],
   ["timezone", "time zone"], ["expire", "expire"], ["var", "variable"],
 ];
+// Values are the importer's format names; "auto" is a plain expire=COLUMN.
+const DATE_FORMATS = [
+  ["auto", "automatic (ISO 8601 / epoch ms)"], ["DD.MM.YYYY", "DD.MM.YYYY"],
+  ["DD.MM.YYYY HH:MM", "DD.MM.YYYY HH:MM"], ["DD/MM/YYYY", "DD/MM/YYYY"],
+  ["MM/DD/YYYY", "MM/DD/YYYY"], ["YYYY-MM-DD HH:MM", "YYYY-MM-DD HH:MM"],
+  ["epoch-seconds", "epoch seconds"],
+];
+// Formats that say "this column is a date" by themselves (digits may be phone numbers).
+const DATE_SHAPES = new Set(DATE_FORMATS.slice(1, 6).map(([value]) => value));
 const up = {file: null, preview: null, guessed: false, mapping: []};
+
+/** The date format the preview found in column i, else automatic. */
+function dateGuess(i) {
+  return (up.preview && (up.preview.date_formats || [])[i]) || "auto";
+}
 
 function uploadQuery(extra) {
   const query = new URLSearchParams({
@@ -76,8 +92,8 @@ function guessMapping(preview) {
       m.field = "name"; haveName = true;
     } else if (named(title, ["zone", "timezone"])) {
       m.field = "timezone";
-    } else if (named(title, ["expire"])) {
-      m.field = "expire";
+    } else if (named(title, ["expire"]) || DATE_SHAPES.has((preview.date_formats || [])[i])) {
+      m.field = "expire"; m.extra = (preview.date_formats || [])[i] || "auto";
     } else if (!header && !haveName && cells.length && !phoneLike) {
       m.field = "name"; haveName = true;
     } else if (title) {
@@ -90,7 +106,9 @@ function guessMapping(preview) {
 function mappingCell(i) {
   const m = up.mapping[i] || (up.mapping[i] = {field: "", extra: ""});
   const select = sd.el("select", {class: "map-field", "data-column": i, "aria-label": `column ${i}`,
-    onchange: (e) => { m.field = e.target.value; m.extra = ""; renderPreview(); }},
+    onchange: (e) => {
+      m.field = e.target.value; m.extra = m.field === "expire" ? dateGuess(i) : ""; renderPreview();
+    }},
     ...FIELDS.map(([value, label]) => sd.el("option", {value, selected: value === m.field}, label)));
   const extra = m.field === "number"
     ? sd.el("input", {class: "map-extra", type: "number", placeholder: "priority", value: m.extra,
@@ -98,7 +116,12 @@ function mappingCell(i) {
     : m.field === "var"
       ? sd.el("input", {class: "map-extra", placeholder: "variable name", value: m.extra,
           "data-column": i, oninput: (e) => { m.extra = e.target.value; showMap(); }})
-      : null;
+      : m.field === "expire"
+        ? sd.el("select", {class: "map-format", "data-column": i, "aria-label": `date format of column ${i}`,
+            title: "a date read in a format is in the member's time zone (the time zone column), else UTC",
+            onchange: (e) => { m.extra = e.target.value; showMap(); }},
+            ...DATE_FORMATS.map(([value, label]) => sd.el("option", {value, selected: value === (m.extra || "auto")}, label)))
+        : null;
   return sd.el("th", {}, select, extra);
 }
 
@@ -122,13 +145,15 @@ function renderPreview() {
   showMap();
 }
 
-/** The importer's --map: name=0,number=1,number:5=2,var:city=3 (columns by index). */
+/** The importer's --map: name=0,number=1,number:5=2,var:city=3,expire:DD.MM.YYYY=4
+ * (columns by index). */
 function mapText() {
   const pairs = [];
   up.mapping.forEach((m, i) => {
     if (!m.field) return;
     if (m.field === "number") pairs.push(m.extra.trim() === "" ? `number=${i}` : `number:${m.extra.trim()}=${i}`);
     else if (m.field === "var") pairs.push(`var:${m.extra.trim() || "col" + i}=${i}`);
+    else if (m.field === "expire" && m.extra && m.extra !== "auto") pairs.push(`expire:${m.extra}=${i}`);
     else pairs.push(`${m.field}=${i}`);
   });
   return pairs.join(",");
