@@ -285,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--map", type=_column_map, default="name=0,number=1", metavar="FIELD=COL,...",
                      help="columns of the member fields (from 0, or header names): name,"
                           " number (repeat for more numbers, first highest; number:P=COL),"
-                          " priority, timezone, expire, var:NAME"
-                          " (default: name=0,number=1)")  # fmt: skip
+                          " priority, timezone, expire (epoch ms or ISO 8601; expire:FORMAT=COL"
+                          " for DD.MM.YYYY, DD.MM.YYYY HH:MM, DD/MM/YYYY, MM/DD/YYYY,"
+                          " YYYY-MM-DD HH:MM, epoch-seconds or a strptime pattern, in the"
+                          " member's timezone), var:NAME (default: name=0,number=1)")  # fmt: skip
     imp.add_argument("--strict", action="store_true",
                      help="exit 3 when any row was refused"
                           " (the good rows are still imported)")  # fmt: skip
