@@ -75,10 +75,17 @@ log = logging.getLogger("sipdialer.runner")
 
 LIMIT_RECHECK = 1.0
 "Seconds before a campaign at its shared line limit asks for a member again."
+LOCK_RECHECK = 0.05
+"Seconds before a lease refused because another node held the campaign's lock is retried."
 OTHERS_RECHECK = 1.0
 "Seconds before an idle campaign looks again while other nodes hold its last members."
 _LOCK_BASE = 0x5D1A_2000
 "pg_advisory_lock keys of the per-campaign line limit (next to the sync's key)."
+
+
+def line_lock_key(campaign_id: str) -> int:
+    """The advisory lock key of a campaign's shared line limit."""
+    return _LOCK_BASE + int.from_bytes(hashlib.sha1(campaign_id.encode()).digest()[:3], "big")
 
 
 @dataclass(frozen=True)
@@ -162,10 +169,16 @@ class RunnerStore:
         cid, agent = command.campaign_id, command.agent_id
         if not self.shared_limit:
             return self._lease(command, now)
-        key = _LOCK_BASE + int.from_bytes(hashlib.sha1(cid.encode()).digest()[:3], "big")
+        key = line_lock_key(cid)
         with self.engine.connect() as lock:
-            lock.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            # Never wait for the lock: this runs on the event loop that also relays media,
+            # and a node stalled while holding it must not stall this one. Another node's
+            # lease holds it for a few milliseconds: look again LOCK_RECHECK later.
+            got = lock.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             lock.commit()
+            if not got:
+                due = now + timedelta(seconds=LOCK_RECHECK)
+                return MemberLeased(cid, agent, None, next_due=due, remaining=None)
             try:
                 if self.leased_count(cid) >= limit:
                     due = now + timedelta(seconds=LIMIT_RECHECK)

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from storeutil import at, campaign_ids, needs_pg
 
+from sipdialer.dialer.commands import LeaseMember
+from sipdialer.dialer.runner_store import LOCK_RECHECK, RunnerStore, line_lock_key
 from sipdialer.store.db import open_engine
 from sipdialer.store.members import MemberStore, NewMember
 from sipdialer.store.migrations import migrate
@@ -77,3 +80,28 @@ def test_two_nodes_never_lease_the_same_member(pg_url: str) -> None:
     assert len(every) == 400 and len(set(every)) == 400
     assert sum(1 for mine in got.values() if mine) >= 2  # they really competed
     setup.dispose()
+
+
+def test_a_node_holding_the_line_lock_does_not_stall_another_nodes_lease(pg_url: str) -> None:
+    """The shared line limit's advisory lock is tried, never waited for: the lease runs on
+    the event loop that relays media, so a node stalled while holding the lock must not
+    stall this one. A refused lease is empty and due again LOCK_RECHECK later."""
+    engine, other = open_engine(pg_url), open_engine(pg_url)
+    migrate(engine)
+    cid = campaign_ids(engine)["reminders"]
+    MemberStore(engine).add(cid, ["1"], priority=5)
+    store = RunnerStore(engine, "n1", lambda t: datetime.fromtimestamp(t, UTC), shared_limit=True)
+    command = LeaseMember(cid, "agent", frozenset({None}))
+    now = datetime.now(UTC)
+    with other.connect() as connection:  # node 2, stuck inside its lease
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": line_lock_key(cid)})
+        started = time.monotonic()
+        refused = store.lease(command, now, limit=4)
+        assert time.monotonic() - started < 0.5
+        assert refused.member is None and refused.remaining is None
+        assert refused.next_due == now + timedelta(seconds=LOCK_RECHECK)
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": line_lock_key(cid)})
+    leased = store.lease(command, now, limit=4)
+    assert leased.member is not None
+    engine.dispose()
+    other.dispose()
