@@ -20,7 +20,8 @@ attempt offered again at once: ``StartAttempt``) closes the attempt alone first.
 Lines across nodes (decision, issue 5 part 4): on PostgreSQL every node's lines count
 against the same campaign ``limit``. A line is a leased member (leased from ``LeaseMember``
 to the ``SaveMember`` that ends the attempt), so before leasing, the node takes a
-per-campaign advisory lock, counts the campaign's leased members over all nodes and leases
+per-campaign advisory lock (tried, never waited for: when another node holds it the lease
+answers empty, due again ``LOCK_RECHECK`` later), counts the campaign's leased members over all nodes and leases
 only while that count is below ``limit``; the lease commits before the lock is released,
 so two nodes can never both take the last line. A refused lease answers empty with
 ``next_due`` a second ahead: the engine looks again then. Likewise an empty lease while
