@@ -19,17 +19,17 @@ attempt offered again at once: ``StartAttempt``) closes the attempt alone first.
 
 Lines across nodes (decision, issue 5 part 4): on PostgreSQL every node's lines count
 against the same campaign ``limit``. A line is a leased member (leased from ``LeaseMember``
-to the ``SaveMember`` that ends the attempt), so before leasing, the node takes a
-per-campaign advisory lock (tried, never waited for: when another node holds it the lease
-answers empty, due again ``LOCK_RECHECK`` later), counts the campaign's leased members over all nodes and leases
-only while that count is below ``limit``; the lease commits before the lock is released,
-so two nodes can never both take the last line. A refused lease answers empty with
-``next_due`` a second ahead: the engine looks again then. Likewise an empty lease while
-the campaign's remaining members are leased by other nodes: their dispositions never
-reach this node's engine, so it looks again a second later (instead of the engine's
-``EMPTY_RECHECK``) and finishes soon after the last of them ends. Members still leased by a node
-that crashed count until that node starts again and recovers them. On SQLite (one node)
-the engine's own line count is the limit.
+to the ``SaveMember`` that ends the attempt), so before leasing, the node takes a per-
+campaign advisory lock (tried, never waited for: when another node holds it the lease
+answers empty, due again ``LOCK_RECHECK`` later), counts the campaign's leased members over
+all nodes and leases only while that count is below ``limit``; the lease commits before the
+lock is released, so two nodes can never both take the last line. A refused lease answers
+empty with ``next_due`` a second ahead: the engine looks again then. Likewise an empty
+lease while the campaign's remaining members are leased by other nodes: their dispositions
+never reach this node's engine, so it looks again a second later (instead of the engine's
+``EMPTY_RECHECK``) and finishes soon after the last of them ends. Members still leased by a
+node that crashed count until that node starts again and recovers them. On SQLite (one
+node) the engine's own line count is the limit.
 
 Expired members are ended (``expire_members``) as soon as an empty lease meets a due time
 in the past, so that the due time the engine is told is a live member's.
