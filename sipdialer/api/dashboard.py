@@ -48,7 +48,7 @@ from sipdialer.api.dashboard_session import (
     supervisor_lockout_key,
 )
 from sipdialer.api.metrics import metrics_router
-from sipdialer.api.routes_common import Dialer
+from sipdialer.api.routes_common import Dialer, read_campaign_views
 from sipdialer.config import Config
 
 STATIC = resources.files("sipdialer.api") / "static"
@@ -120,16 +120,16 @@ class Dashboard:
         recording_routes(self.router, runner, config, lambda c, t, k: (
             sessions.supervisor(c) or sessions.supervisor_headers(t, k)))  # fmt: skip
 
-    def snapshot(self) -> dict[str, Any]:
-        """Agents, calls and campaigns now, as the feed's first message has them."""
+    async def snapshot(self) -> dict[str, Any]:
+        """Agents, calls and campaigns now. The campaigns' store counters are read in a
+        worker thread (O(members)); the rest on the loop, after that await."""
         runner = self.runner
+        campaigns = await read_campaign_views(runner, list(runner.campaign_ids().values()))
         return {
             "now": self.hub.clock(),
             "agents": [a.to_json() for a in runner.agent_views()],
             "calls": [c.to_json() for c in runner.live_calls()],
-            "campaigns": [
-                runner.campaign_view(cid).to_json() for cid in runner.campaign_ids().values()
-            ],
+            "campaigns": [view.to_json() for view in campaigns],
         }
 
 
@@ -205,7 +205,7 @@ def _routes(dashboard: Dashboard) -> None:
         cookie: SupervisorCookie = None, token: TokenHeader = None, key: KeyHeader = None
     ) -> JSONResponse:
         require_supervisor(cookie, token, key)
-        return JSONResponse(dashboard.snapshot())
+        return JSONResponse(await dashboard.snapshot())
 
     @router.get("/events")
     async def events(

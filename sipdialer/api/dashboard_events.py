@@ -16,8 +16,14 @@ sent, and queues only what differs:
     campaign     {now, campaign}       counters, lines, calendar, state
 
 Campaign views (the store's member counts) are rebuilt at most every
-``CAMPAIGN_INTERVAL``; a change inside that interval is sent at its end. The runner's
-events are used only as "something changed", so the pages depend on the
+``CAMPAIGN_INTERVAL``; a change inside that interval is sent at its end. Their counters
+are O(members) store queries (40-150 ms at 500,000 members), so the hub awaits them from
+a worker thread (:func:`~sipdialer.api.routes_common.read_campaign_views`) and reads the
+engine's side, the agents and the calls on the loop afterwards, with no await between
+reading the views and queuing what changed. A page that connects gets the campaigns as
+the hub last sent them (no store query on connect, however many pages open) and wakes
+the hub, whose next refresh sends the fresh ones to every page, the new one too. The
+runner's events are used only as "something changed", so the pages depend on the
 views' documented fields (``dialer/views.py``) and not on the event vocabulary. Times
 are wall-clock Unix seconds; every message carries the server's ``now`` so a page can
 count durations without trusting its own clock. A slow refresh (``IDLE_REFRESH``) also
@@ -48,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sipdialer.api.dashboard_card import CardSource, member_card
-from sipdialer.api.routes_common import Dialer
+from sipdialer.api.routes_common import Dialer, read_campaign_views
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +145,17 @@ class DashboardHub:
         client = Client(None)
         # The hub's own state is left alone: the other pages still need the changes since
         # the last refresh, which the next refresh sends (to this page too: harmless).
-        agents, calls, campaigns = self._build(campaigns=True)
+        # Campaigns are the views last sent (their counters cost store queries, read off
+        # the loop by the refresh this wakes: module docstring).
+        agents, calls = self._loop_views()
         client.queue.put_nowait(sse("snapshot", {
             "now": self.clock(),
             "agents": list(agents.values()),
             "calls": list(calls.values()),
-            "campaigns": list(campaigns.values()),
+            "campaigns": list(self._campaigns.values()),
         }))  # fmt: skip
         self._clients.add(client)
+        self._wake()
         return client
 
     def open_agent(self, agent_id: str) -> Client:
@@ -165,7 +174,8 @@ class DashboardHub:
             yield "retry: 1000\n\n"  # reconnect after 1 s, not the browser's 3-5 s
             while True:
                 try:
-                    item = await asyncio.wait_for(client.queue.get(), KEEPALIVE)
+                    async with asyncio.timeout(KEEPALIVE):  # not wait_for: see _run
+                        item = await client.queue.get()
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
@@ -198,7 +208,10 @@ class DashboardHub:
                     timeout = IDLE_REFRESH
                 events = []
                 try:
-                    events.append(await asyncio.wait_for(queue.get(), timeout))
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for returns the item
+                    # and drops a cancel (close()) that comes as an item arrives.
+                    async with asyncio.timeout(timeout):
+                        events.append(await queue.get())
                     await asyncio.sleep(self.coalesce)
                 except TimeoutError:
                     pass
@@ -214,18 +227,25 @@ class DashboardHub:
                 if campaigns:
                     campaigns_at = loop.time()
                 try:
-                    self._refresh(campaigns=campaigns)
+                    await self._refresh(campaigns=campaigns)
                 except Exception:  # a bug here must not end every page's feed
                     log.exception("dashboard refresh failed")
         finally:
             self.runner.unsubscribe(queue)
 
-    def _refresh(self, *, campaigns: bool) -> None:
+    async def _refresh(self, *, campaigns: bool) -> None:
         """Rebuild the views, queue what changed. Campaign views cost store queries, so
         they are rebuilt at most every ``CAMPAIGN_INTERVAL`` (and only for supervisors)."""
-        self.refreshes += 1
+        try:
+            await self._send_changes(campaigns=campaigns)
+        finally:
+            self.refreshes += 1  # once it is done: what it sends is queued by then
+
+    async def _send_changes(self, *, campaigns: bool) -> None:
+        agents, calls, campaign_views = await self._build(campaigns=campaigns)
+        # From here on nothing awaits: the clients and the hub's state are those the views
+        # were read with.
         supervisors = self._supervisors()
-        agents, calls, campaign_views = self._build(campaigns=campaigns)
         now = self.clock()
         messages: list[str] = []
         changed_agents = [a for i, a in agents.items() if self._agents.get(i) != a]
@@ -271,16 +291,35 @@ class DashboardHub:
     def _agent_views(self) -> list[Json]:
         return [view.to_json() for view in self.runner.agent_views()]
 
-    def _build(
-        self, *, campaigns: bool
-    ) -> tuple[dict[str, Json], dict[str, Json], dict[str, Json]]:
+    def _wake(self) -> None:
+        """Make the hub refresh soon, as for a change (a page wants fresh campaigns)."""
+        if self._queue is not None and not self._queue.full():
+            self._queue.put_nowait({"type": "supervisor"})
+
+    def _loop_views(self) -> tuple[dict[str, Json], dict[str, Json]]:
         agents = {a["id"]: a for a in self._agent_views()}
         calls = {c.call_id: c.to_json() for c in self.runner.live_calls()}
+        return agents, calls
+
+    async def _build(
+        self, *, campaigns: bool
+    ) -> tuple[dict[str, Json], dict[str, Json], dict[str, Json]]:
         views: dict[str, Json] = {}
         if campaigns:
-            for campaign_id in self.runner.campaign_ids().values():
-                views[campaign_id] = self.runner.campaign_view(campaign_id).to_json()
+            views = await self._campaign_views()
+        # After the await: the engine's state as it is now, read in one go.
+        agents, calls = self._loop_views()
         return agents, calls, views
+
+    async def _campaign_views(self) -> dict[str, Json]:
+        """Each campaign's view: the store's counters from a worker thread (awaited), then
+        the engine's side on the loop (:func:`read_campaign_views`)."""
+        ids = list(self.runner.campaign_ids().values())
+        if hasattr(self.runner, "campaign_counts"):
+            found = await read_campaign_views(self.runner, ids)
+        else:  # a facade whose views cost no store query (the hub's unit tests' fake)
+            found = [self.runner.campaign_view(cid) for cid in ids]
+        return {cid: view.to_json() for cid, view in zip(ids, found, strict=True)}
 
     def _remember(self, agents: Any) -> None:
         for agent in agents:

@@ -26,6 +26,12 @@ tests, do not mix):
 ``sipdialer_member_lease_seconds``      histogram of lease latency
 ======================================  ====================================================
 
+``sipdialer_campaign_members`` costs one GROUP BY over each campaign's members (tens of
+ms at 500,000 members) and prometheus-client's collection is synchronous, so the route
+reads those counts in a worker thread first
+(:func:`~sipdialer.api.routes_common.store_read`) and hands them to the collector for
+the scrape (``DialerCollector.member_counts``); everything else is read on the loop.
+
 The lease histogram: ``RunnerMetrics`` keeps the last ``LEASE_SAMPLES`` latencies and the
 number of leases; each scrape adds the samples that arrived since the previous one to a
 cumulative histogram, so the exposition is monotonic as Prometheus wants. Leases beyond
@@ -53,7 +59,7 @@ from prometheus_client.registry import Collector
 
 from sipdialer.api.auth import KEY_HEADER, TOKEN_HEADER, credentials_match
 from sipdialer.api.dashboard_session import SUPERVISOR_COOKIE, Sessions
-from sipdialer.api.routes_common import Dialer
+from sipdialer.api.routes_common import Dialer, store_read
 from sipdialer.config import Config
 from sipdialer.dialer.agent_table import AgentState, AgentStatus
 from sipdialer.dialer.views import RunnerMetrics
@@ -106,6 +112,13 @@ class DialerCollector(Collector):
         self.runner = runner
         self.system = system
         self.leases = LeaseHistogram()
+        self.member_counts: dict[str, dict[str, int]] | None = None
+        """Campaign id -> members by status, read off the loop for the scrape under way
+        (:meth:`read_member_counts`); None: ``collect`` reads them itself."""
+
+    def read_member_counts(self, campaign_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Members by status of each campaign: store queries only, safe in a worker thread."""
+        return {cid: self.runner.members.counts(cid) for cid in campaign_ids}
 
     def collect(self) -> Iterator[Metric]:
         yield from self._calls()
@@ -140,8 +153,12 @@ class DialerCollector(Collector):
             "sipdialer_campaign_members", "Members by campaign and status (the store).",
             labels=["campaign", "campaign_id", "status"],
         )  # fmt: skip
+        prepared = self.member_counts or {}
         for campaign_id, name in sorted(names.items()):
-            for member_status, count in sorted(runner.members.counts(campaign_id).items()):
+            counts = prepared.get(campaign_id)
+            if counts is None:  # collected without the route's preparation
+                counts = runner.members.counts(campaign_id)
+            for member_status, count in sorted(counts.items()):
                 members.add_metric([name, campaign_id, member_status], count)
         yield members
 
@@ -256,7 +273,8 @@ def metrics_router(
     ``sessions`` admits the dashboard's supervisor cookie too."""
     found: Any = system if system is not None else getattr(runner, "system", None)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DialerCollector(runner, found))
+    collector = DialerCollector(runner, found)
+    registry.register(collector)
     tokens = tuple(config.api.tokens)
     router = APIRouter(include_in_schema=False)
 
@@ -279,6 +297,14 @@ def metrics_router(
                 f"missing or wrong {TOKEN_HEADER} / {KEY_HEADER} (or Basic) credentials",
                 headers={"WWW-Authenticate": 'Basic realm="sipdialer"'},
             )
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        ids = list(runner.campaign_ids().values())
+        counts = await store_read(runner, collector.read_member_counts, ids)
+        # No await from here to the end of the scrape: these counts are this scrape's.
+        collector.member_counts = counts
+        try:
+            body = generate_latest(registry)
+        finally:
+            collector.member_counts = None
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -10,6 +10,9 @@ A member whose call is in progress (``leased``) or that waits for a status resul
 edited or deleted: 409. ``PUT .../{mid}/status`` is dialer-semantics §4, done by the
 runner: 409 when the member is not waiting for a result. ``PUT .../{mid}/terminate`` (an
 addition to Webitel's paths) ends a member by manager request.
+
+Listing a page counts the members that match (its ``total``): O(members), so it runs in
+a worker thread (:func:`~sipdialer.api.routes_common.store_read`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from sipdialer.api.routes_common import (
     DialerDep,
     MemberDep,
     conflict,
+    engine_view,
     not_found,
+    store_read,
 )
 from sipdialer.api.schemas import (
     MemberFilter,
@@ -64,7 +69,7 @@ def after_adding(runner: Dialer, cid: str, added: int, auto_run: bool) -> bool:
     """Tell the runner; returns whether the campaign runs because of ``autoRun``."""
     if added or auto_run:
         runner.members_added(cid, auto_run=auto_run)
-    return auto_run and runner.campaign_view(cid).state == "running"
+    return auto_run and engine_view(runner, cid).state == "running"  # no store query
 
 
 @router.post("/{id}/members", summary="Add one member or a list", responses=CONFLICT)
@@ -108,7 +113,9 @@ async def list_members(
         items = hits[query.offset : query.offset + query.size]
         return Page(items=[MemberOut.from_record(r) for r in items], page=query.page,
                     size=query.size, total=len(hits))  # fmt: skip
-    page = runner.members.list(
+    page = await store_read(  # O(members) with its total: off the loop
+        runner,
+        runner.members.list,
         cid,
         status=None if query.status is None else query.status.value,
         ended_with=query.end_cause,

@@ -40,6 +40,7 @@ from sipdialer.api.routes_common import (
     DialerDep,
     MemberDep,
     conflict,
+    engine_view,
     not_found,
 )
 from sipdialer.dialer.dispositions import NotWaiting, StatusResult
@@ -53,7 +54,7 @@ router = APIRouter(prefix="/api/v2/dialer", tags=["members"], responses=ERRORS)
 async def settings(
     cid: CampaignId, runner: DialerDep, config: ConfigDep, request: Request
 ) -> dict[str, Any]:
-    name = runner.campaign_view(cid).name
+    name = engine_view(runner, cid).name  # the engine's: no store query
     try:
         campaign = config.campaign(name).model_dump(mode="json")
     except KeyError:

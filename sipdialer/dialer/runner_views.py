@@ -6,9 +6,10 @@ Theory of operation
 builds the frozen views of ``dialer/views.py`` on demand from the engine (campaigns,
 agents), the runner's bookkeeping of live calls (:class:`LiveCall`, kept from
 ``StartAttempt`` to ``FinishAttempt`` and moved by the call's events, ``CALL_STATES``)
-and the store (member counters by status and by end cause). Nothing here changes the
-dialer. Change events go to subscribers' bounded queues (``subscribe``): a reader that
-falls behind loses its oldest events; the dialer never waits for it.
+and the store (member counters by status and by end cause: :meth:`campaign_counts`, the
+one part that may run in a worker thread). Nothing here changes the dialer. Change
+events go to subscribers' bounded queues (``subscribe``): a reader that falls behind
+loses its oldest events; the dialer never waits for it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from sqlalchemy.engine import Engine
 
 from sipdialer.calls.events import AgentRinging, Bridged, MemberAnswered, MemberRinging
 from sipdialer.dialer.engine import DialerEngine
-from sipdialer.dialer.views import AgentView, CallView, CampaignView
+from sipdialer.dialer.views import (
+    NO_COUNTERS,
+    AgentView,
+    CallView,
+    CampaignView,
+    MemberCounters,
+)
 from sipdialer.store.db import read
 from sipdialer.store.members import MemberStore
 from sipdialer.store.schema import ENDED, members
@@ -97,9 +104,24 @@ class RunnerViews:
         campaign = self.engine.campaigns.get(campaign_id)
         return campaign.settings.name if campaign is not None else campaign_id
 
-    def campaign_view(self, campaign_id: str) -> CampaignView:
-        """Raises KeyError (UnknownCampaign) for an unknown id."""
+    def campaign_counts(self, campaign_id: str) -> MemberCounters:
+        """The store's counters of a campaign (by status, ended by cause): two GROUP BY
+        queries over its members, O(members). Reads the store only, on a pooled
+        connection of its own, never the engine: safe in a worker thread, where the API
+        and the dashboard call it (``api/routes_common.store_read``)."""
+        return MemberCounters(self.members.counts(campaign_id), self._causes(campaign_id))
+
+    def campaign_view(
+        self, campaign_id: str, counters: MemberCounters | None = None
+    ) -> CampaignView:
+        """Raises KeyError (UnknownCampaign) for an unknown id. The engine's side is read
+        now (call it on the loop); ``counters`` are :meth:`campaign_counts`, read by the
+        caller (in a thread); without them they are read here, synchronously, on the
+        loop: for callers whose campaigns are small (the demo's frames, tests), never
+        for the API or the dashboard."""
         campaign = self.engine.campaign(campaign_id)
+        if counters is None:
+            counters = self.campaign_counts(campaign_id)
         now = self.clock()
         in_flight = sum(1 for a in self.engine.calls.values() if a.campaign is campaign)
         return CampaignView(
@@ -109,8 +131,8 @@ class RunnerViews:
             calendar_open=bool(campaign.open_zones(now)),
             lines_in_use=campaign.lines,
             limit=campaign.settings.limit,
-            counts=self.members.counts(campaign_id),
-            causes=self._causes(campaign_id),
+            counts=counters.counts,
+            causes=counters.causes,
             in_flight=in_flight,
             waiting=campaign.waiting,
             priority=campaign.settings.priority,
@@ -127,7 +149,14 @@ class RunnerViews:
             return {str(cause): int(n) for cause, n in connection.execute(query)}
 
     def _campaign_json(self, campaign_id: str) -> dict[str, Any]:
-        return self.campaign_view(campaign_id).to_json()
+        """A ``campaign`` change event's view: the engine's side only, without the store's
+        counters (``counts``, ``causes``). It is built on the loop at each ended call while
+        anyone subscribes, where the counters' O(members) queries would stall media and
+        signalling; a subscriber that wants them reads :meth:`campaign_counts` (in a
+        worker thread, as the dashboard does)."""
+        view = self.campaign_view(campaign_id, NO_COUNTERS).to_json()
+        del view["counts"], view["causes"]
+        return view
 
     def _agent_view(self, agent_id: str) -> AgentView:
         agent = self.system.agents[agent_id]
@@ -146,16 +175,18 @@ class RunnerViews:
         return [live.view(self._names) for live in self._live.values()]
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything the dashboard shows, JSON-able."""
+        """Everything the dashboard shows, JSON-able; synchronous (the store's counters are
+        read here: for tests and tools, the API builds its own off the loop)."""
         return {
             "node": self.node,
             "agents": [view.to_json() for view in self.agent_views()],
             "calls": [view.to_json() for view in self.live_calls()],
-            "campaigns": [self._campaign_json(cid) for cid in self.engine.campaigns],
+            "campaigns": [self.campaign_view(cid).to_json() for cid in self.engine.campaigns],
         }
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        """A queue of change events (``type``: agent | call | call_ended | campaign | closed)."""
+        """A queue of change events (``type``: agent | call | call_ended | campaign | closed;
+        a campaign's has no member counters: :meth:`_campaign_json`)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._queues.append(queue)
         return queue

@@ -5,9 +5,11 @@ Theory of operation
 The runner (``dialer/runner.py``) owns the engine, the calls and the store; everything
 outside it sees the dialer through these frozen snapshots, built on demand from the
 engine's state and the runner's bookkeeping (``DialerRunner.campaign_view``,
-``agent_views``, ``live_calls``). Each has ``to_json()``: plain dicts, lists, strings,
-numbers, booleans and None, times as float Unix seconds (wall clock), so the REST layer
-and the dashboard's event stream can send them as they are.
+``agent_views``, ``live_calls``); a campaign's member counters come from the store
+(:class:`MemberCounters`), read apart so that they can be read off the event loop. Each
+view has ``to_json()``: plain dicts, lists, strings, numbers, booleans and None, times as
+float Unix seconds (wall clock), so the REST layer and the dashboard's event stream can
+send them as they are.
 
 :class:`RunnerMetrics` is the runner's counters for ``/metrics``: ended calls by campaign
 and cause, and the last lease latencies (seconds) in a bounded window.
@@ -22,7 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AgentView", "CallView", "CampaignView", "RunnerMetrics"]
+__all__ = [
+    "NO_COUNTERS",
+    "AgentView",
+    "CallView",
+    "CampaignView",
+    "MemberCounters",
+    "RunnerMetrics",
+]
 
 LEASE_SAMPLES = 1000
 "How many recent lease latencies ``RunnerMetrics`` keeps."
@@ -89,6 +98,22 @@ class AgentView:
             "calls": self.calls,
             "call": None if self.call is None else self.call.to_json(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCounters:
+    """The store's side of a :class:`CampaignView`: two GROUP BY queries over a campaign's
+    members, O(members), so the API and the dashboard read them in a worker thread
+    (``DialerRunner.campaign_counts``) and build the rest of the view on the loop."""
+
+    counts: Mapping[str, int]
+    "Members by status: ready, leased, waiting, ended (MemberStore.counts)."
+    causes: Mapping[str, int]
+    "Ended members by the cause they ended with."
+
+
+NO_COUNTERS = MemberCounters({}, {})
+"For a view of what the engine alone knows (name, state...), without a store query."
 
 
 @dataclass(frozen=True, slots=True)
