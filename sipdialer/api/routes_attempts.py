@@ -3,6 +3,10 @@
 Filters (each one given must hold): ``member`` (id), ``number`` (the member's number,
 normalised as in bodies), ``agent``, ``cause`` (hangup cause name), ``disposition``, and
 ``since``/``until`` on the creation time (epoch ms or ISO 8601, as ``expire``).
+
+The page's total counts every matching attempt of the campaign (O(attempts)), so the
+search runs in a worker thread (:func:`~sipdialer.api.routes_common.store_read`), off the
+loop that relays media.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from sipdialer.api.routes_common import ERRORS, CampaignId, DialerDep, member_id_of
+from sipdialer.api.routes_common import ERRORS, CampaignId, DialerDep, member_id_of, store_read
 from sipdialer.api.schemas import AttemptFilter, AttemptOut, Page
 from sipdialer.store.api_queries import AttemptQuery, search_attempts
 
@@ -38,9 +42,10 @@ async def list_attempts(
         since=query.since,
         until=query.until,
     )
-    rows, total = search_attempts(
-        runner.attempts.engine, cid, filters, offset=query.offset, limit=query.size
-    )
+    rows, total = await store_read(
+        runner, search_attempts, runner.attempts.engine, cid, filters,
+        offset=query.offset, limit=query.size,
+    )  # fmt: skip
     return Page(
         items=[AttemptOut.from_row(row) for row in rows],
         page=query.page,

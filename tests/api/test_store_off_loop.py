@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from dashrig import Rig, running_dialer
 
+from sipdialer.api import routes_attempts
 from sipdialer.api.routes_common import store_read, threads_share_store
 from sipdialer.config import parse_config
 from sipdialer.dialer.runner_views import RunnerViews
@@ -31,7 +32,12 @@ from sipdialer.store.migrations import migrate
 from sipdialer.store.sync import sync_config
 
 PORTS = 61600
-STORE_READS = ((MemberStore, "counts"), (MemberStore, "list"), (RunnerViews, "_causes"))
+STORE_READS: tuple[tuple[Any, str], ...] = (
+    (MemberStore, "counts"),
+    (MemberStore, "list"),
+    (RunnerViews, "_causes"),
+    (routes_attempts, "search_attempts"),  # looked up in the route's module at each call
+)
 
 
 @dataclass
@@ -118,6 +124,9 @@ async def test_operator_reads_run_off_the_loop(tmp_path: Path, reads: Reads) -> 
         page = (await client.get("/api/v2/dialer/demo/members?status=ended")).json()
         assert page["total"] == 0
         assert_off_loop(reads, "members by status", {"list"})
+        page = (await client.get("/api/v2/dialer/demo/attempts")).json()
+        assert page["total"] == 0
+        assert_off_loop(reads, "attempts page", {"search_attempts"})
 
         snapshot = (await client.get("/dashboard/snapshot")).json()
         assert {c["name"] for c in snapshot["campaigns"]} == {"demo", "wfr"}
