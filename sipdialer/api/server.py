@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 The dialer is one asyncio loop (DESIGN.md); the API must run in it so that routes call
-the runner's facade directly, without locks or threads. :class:`ApiServer` runs
+the runner's facade directly, without locks (the O(members) store reads alone go to
+worker threads: ``routes_common.store_read``). :class:`ApiServer` runs
 ``uvicorn.Server.serve()`` as a task of the current loop. uvicorn's ``serve`` would
 install its own SIGINT/SIGTERM handlers (``capture_signals``) and re-raise the signal
 when it stops, which would fight the dialer's handlers; :class:`_EmbeddedServer` turns
