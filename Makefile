@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python bench/media_relay.py
 	$(BIN)/python bench/originate.py
 	$(BIN)/python bench/member_lease.py
+	$(BIN)/python bench/loop_stall.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
