@@ -250,6 +250,7 @@ class CampaignOut(_Reply):
     name: str
     type: str = "progressive"
     state: Literal["running", "stopped", "finished"]  # semantics §5
+    finished_reason: str = ""  # why it finished by itself ("no member left"...); else ""
     priority: int = 0
     limit: int  # lines (the store's line_limit)
     strategy: str = "longest_idle"

@@ -39,6 +39,7 @@ def campaign_out(view: CampaignView, config: Config) -> CampaignOut:
         id=view.id,
         name=view.name,
         state=state,  # type: ignore[arg-type]  # checked just above
+        finished_reason=view.finished_reason if state == "finished" else "",
         priority=view.priority,
         limit=view.limit,
         type=settings.type if settings else "progressive",

@@ -45,8 +45,12 @@ async def test_a_finished_campaign_says_so_and_starts_again(tmp_path: Path, brow
         page, errors = await campaign_page(browser, rig, "demo")
         notice = page.locator("#finished-notice")
         await notice.wait_for(state="visible", timeout=3000)
-        assert "has finished" in (await notice.text_content() or "")
+        # The reason comes with the plain page load (the campaign's reply), not only
+        # through the event stream.
+        assert "has finished (no member left)" in (await notice.text_content() or "")
         assert await page.locator("#campaign-state").text_content() == "finished"
+        reply = (await rig.client.get("/api/v2/dialer/demo")).json()
+        assert reply["state"] == "finished" and reply["finished_reason"] == "no member left"
 
         # Reset Ann: she is ready again, but the finished campaign calls no one by itself.
         row = page.locator(f'#members tr[data-member="{ann.member_id}"]')

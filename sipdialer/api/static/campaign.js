@@ -74,7 +74,7 @@ async function loadSettings() {
 
 async function loadState() {
   const reply = await cp.api("GET", "");
-  if (reply.status === 200) showState(reply.body.state);
+  if (reply.status === 200) showState(reply.body.state, reply.body.finished_reason);
 }
 
 /** The state badge, and the notice with "Start campaign" while the campaign is finished. */
@@ -94,7 +94,7 @@ async function startCampaign() {
   $c("start-campaign").disabled = false;
   if (reply.status !== 200) { $c("page-error").textContent = sd.detail(reply); return; }
   $c("page-error").textContent = "";
-  showState(reply.body.state);
+  showState(reply.body.state, reply.body.finished_reason);
 }
 
 function filters() {
