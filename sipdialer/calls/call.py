@@ -16,6 +16,11 @@ Each leg follows the table of ``call_legs``. The call-level rules live here:
 * **Ring timeouts.** The agent leg rings ``order.agent_timeout``, the member leg the
   route's ``call_timeout``, both counted from the INVITE. On expiry we CANCEL and the leg
   ends with NO_ANSWER.
+* **CANCEL before a provisional.** RFC 3261 §9.1 lets the CANCEL go only after a 1xx
+  (100 included), so the UA defers it; a silent peer would hold the call until Timer B
+  (32 s). A leg we CANCEL (ring timeout or any other reason) that has had no provisional
+  ends at once with the cause decided then (no sip_code); the UA keeps the INVITE: it
+  sends the CANCEL if a 1xx comes and ACKs+BYEs a late 2xx, unheard by the call.
 * **When one leg ends the other goes too.** A ringing leg gets CANCEL, an answered one
   BYE, each with ``Reason: Q.850;cause=N`` naming the cause that ended the first leg.
 * **Leg causes.** A final response gives ``cause_for_response`` (a ``Reason: Q.850`` in
@@ -220,6 +225,8 @@ class Call:
     def progress(self, leg: Leg, status: int, now: float, *, sdp: bool = False) -> None:
         """A provisional response on ``leg`` (``sdp``: it carried an SDP answer)."""
         record = self.leg(leg)
+        if record.state in RINGING_STATES:
+            record.provisional = True
         if status <= 100 or not record.apply(LegInput.PROGRESS):
             return
         if record.state is LegState.CANCELLING:
@@ -239,6 +246,10 @@ class Call:
             self._commands.append(Media(MediaAction.RINGBACK))
         if first:
             self._events.append(MemberRinging(self.call_id, now, record.early_media))
+
+    def invite_replaced(self, leg: Leg) -> None:
+        """A new INVITE replaced the leg's (a redirect hop): no provisional for it yet."""
+        self.leg(leg).provisional = False
 
     def answered(self, leg: Leg, now: float) -> None:
         """A 2xx on ``leg``; the UA has ACKed it."""
@@ -309,6 +320,7 @@ class Call:
         cause = cause_for_local(failure)
         self._cancel(record, cause, reason=cause, local=failure)
         self._first_end(Side.DIALER)
+        self._close_unprovisional(record, now)
         self._follow(record.leg, cause, now)
 
     def _end_by_dialer(self, cause: HangupCause, now: float) -> None:
@@ -329,6 +341,7 @@ class Call:
         elif record.state in RINGING_STATES:
             self._cancel(record, HangupCause.ORIGINATOR_CANCEL, reason=cause,
                          local=LocalFailure.OTHER_LEG_ENDED)  # fmt: skip
+            self._close_unprovisional(record, now)
         elif record.state is LegState.UP:
             self._leg_down(record, LegInput.BYE_SENT, cause, record.sip_code, None, now,
                            send=True)  # fmt: skip
@@ -340,6 +353,13 @@ class Call:
         record.cause = cause
         record.local = local
         self._commands.append(SendCancel(record.leg, reason_header(reason)))
+
+    def _close_unprovisional(self, record: LegRecord, now: float) -> None:
+        """A CANCEL before any provisional waits in the UA for one (RFC 3261 §9.1), maybe
+        until Timer B (32 s) for a silent peer: the leg ends now with the cause decided,
+        and the UA keeps the INVITE (CANCEL after a late 1xx, ACK+BYE for a late 2xx)."""
+        if record.state is LegState.CANCELLING and not record.provisional:
+            self._leg_down(record, LegInput.FAIL, record.cause, None, None, now)
 
     def _leg_down(
         self,

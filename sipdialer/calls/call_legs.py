@@ -118,6 +118,9 @@ class LegRecord:
     local: LocalFailure | None = None
     "Set when we ended the leg ourselves: its 487 is then not judged (causes.md §1)."
     early_media: bool = False
+    provisional: bool = False
+    """A provisional (100 included) came for the INVITE in flight: a CANCEL can go out
+    (RFC 3261 §9.1). Before one, the UA defers the CANCEL and the leg ends at once."""
 
     def apply(self, input_: LegInput) -> bool:
         """Move on ``input_``; False when a wire input is absorbed."""

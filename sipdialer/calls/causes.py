@@ -433,6 +433,7 @@ class LocalFailure(Enum):
     LOSE_RACE = "lose_race"  # a parallel leg answered first
     GATEWAY_DOWN = "gateway_down"  # the trunk is marked down (OPTIONS)
     SHUTDOWN = "shutdown"  # the dialer stops and hangs up live calls
+    PROTOCOL_ERROR = "protocol_error"  # a final response we cannot use (2xx with no dialog)
 
 
 LOCAL_CAUSES: dict[LocalFailure, HangupCause] = {
@@ -447,6 +448,7 @@ LOCAL_CAUSES: dict[LocalFailure, HangupCause] = {
     LocalFailure.LOSE_RACE: _C.LOSE_RACE,
     LocalFailure.GATEWAY_DOWN: _C.GATEWAY_DOWN,
     LocalFailure.SHUTDOWN: _C.SYSTEM_SHUTDOWN,
+    LocalFailure.PROTOCOL_ERROR: _C.PROTOCOL_ERROR,  # Q.850 111: the peer broke the protocol
 }
 
 SYNTHESIZED_STATUSES: dict[LocalFailure, int] = {

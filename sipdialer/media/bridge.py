@@ -6,8 +6,8 @@ one port pair facing the agent, one facing the member's trunk, both from the
 relays what, seq/timestamp/SSRC rewriting, transcoding, RFC 4733 mapping, hold, the media
 timeout) is the pure ``media.relay.CallRelay``'s; this module only wires the sockets'
 receivers to it, sends what it returns, and keeps one ``loop.call_at`` timer per call
-for the ringback frames and the media-timeout deadline (STYLE.md §2.2: the core is never
-called earlier than the deadline it asked for).
+for the ringback frames, the hold fill to the member and the media-timeout deadline
+(STYLE.md §2.2: the core is never called earlier than the deadline it asked for).
 
 The per-packet path (one per direction, ``_rtp_reader``) is a closure the loop's
 ``media.fastio.Poller`` calls when the leg's RTP port is readable: ``recvfrom_into`` the
@@ -100,11 +100,13 @@ class CallMedia:
         """The agent leg's stream (again after a re-INVITE, hold or resume)."""
         if not self._closed:
             self.relay.set_agent(spec, self._loop.time())
+            self._arm()  # a hold may start the member's silence fill
 
     def set_member(self, spec: StreamSpec) -> None:
         """The member leg's stream (from the trunk's 183 or 200 SDP, or a re-INVITE)."""
         if not self._closed:
             self.relay.set_member(spec, self._loop.time())
+            self._arm()
 
     def ringback(self) -> None:
         """Play the local ringback tone to the agent, looping, until early media or bridge."""
@@ -182,7 +184,7 @@ class CallMedia:
             self._service(max(self._loop.time(), self._timer_at))
 
     def _service(self, now: float) -> None:
-        """Expire the media timeout, send the ringback frames due, re-arm."""
+        """Expire the media timeout, send the ringback and hold-fill frames due, re-arm."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -201,6 +203,11 @@ class CallMedia:
             send = self._agent.send
             for packet in packets:
                 send(packet, to)
+        fill = relay.member_packets_due(now)  # silence to the trunk while the agent holds
+        to = relay.member.rtp_to
+        if fill and to is not None:
+            for packet in fill:
+                self._member.send(packet, to)
         self._arm()
 
 

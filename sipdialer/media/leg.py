@@ -14,6 +14,9 @@ leg only; every decision that needs both legs (latching, modes, relaying, RTCP) 
   next sequence number follows the last one sent, the timestamp advances by the wall
   clock since the last packet sent (at least a frame), and the marker bit is set.
 
+- ``HoldFill`` / ``silence_player``: the member's G.711 silence while the agent holds,
+  continuing our stream to the member (``CallRelay``'s docstring says when).
+
 ``__slots__``: the relay reads and writes a dozen of these per packet.
 """
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .g711 import PCMA, PCMU, SAMPLE_RATE
+from .player import FramePlayer
 from .recorder import Recorder
 
 Address = tuple[str, int]
@@ -33,7 +37,11 @@ MAX_DROPOUT: Final = 3000
 UNSPECIFIED_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})
 "SDP addresses that mean 'do not send here' (RFC 3264 §8.4 hold with c=0.0.0.0)."
 PLAYER: Final = -1
-"``Leg.source`` while the ringback player feeds the stream."
+"``Leg.source`` while a player (the agent's ringback, the member's hold fill) feeds it."
+SILENCE: Final = {PCMU: b"\xff", PCMA: b"\xd5"}
+"One G.711 octet of silence (zero amplitude) per law."
+FILL_AFTER: Final = 0.2
+"Seconds without a packet to the member, the agent holding, before silence fills in."
 NO_SOURCE: Final = -2
 "``Leg.source`` when nothing feeds it: the next packet re-anchors the stream."
 _LEG_COUNTERS: Final = ("received", "lost", "sent", "transcoded", "rtcp_sent", "suppressed",
@@ -200,3 +208,64 @@ class Leg:
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in _LEG_COUNTERS}
+
+    def ptime(self) -> int:
+        """Milliseconds per frame of our stream to it: its spec's (10-60), else 20."""
+        spec = self.spec
+        return spec.ptime if spec is not None and 10 <= spec.ptime <= 60 else 20
+
+    def continue_with(self, player: FramePlayer, now: float) -> None:
+        """*player*'s packets were sent to this leg: our stream continues after them."""
+        self.out_seq = player.sequence
+        self.out_ts = (player.timestamp - SAMPLE_RATE * self.ptime() // 1000) & 0xFFFFFFFF
+        self.out_at = now
+
+
+class HoldFill:
+    """G.711 silence to the member while the agent holds (``CallRelay``'s docstring):
+    after ``FILL_AFTER`` with nothing sent to it, a ``silence_player`` continues the
+    member's stream; audio relayed to the member (the agent's own, music on hold) takes
+    the stream over (re-anchored), and the fill starts again when that stops."""
+
+    def __init__(self) -> None:
+        self.player: FramePlayer | None = None
+        self.sent = 0
+        "Silence packets sent."
+
+    def at(self, active: bool, member: Leg) -> float | None:
+        """When the next fill packet is due; None when the fill is not *active*."""
+        if not active:
+            return None
+        if self.player is not None and member.source == PLAYER:
+            return self.player.get_timer()
+        return (0.0 if member.out_at is None else member.out_at) + FILL_AFTER
+
+    def due(self, active: bool, member: Leg, now: float) -> list[bytes]:
+        """The fill packets due by *now* (for ``member.rtp_to``)."""
+        player = self.player
+        if player is not None and (member.source != PLAYER or not active):
+            self.player = player = None  # relayed audio took over, or the hold ended
+        if player is None:
+            at = self.at(active, member)
+            if at is None or now + 1e-6 < at:
+                return []
+            player = self.player = silence_player(member, now)
+        packets = player.packets_due(now)
+        if packets:
+            member.continue_with(player, now)
+            self.sent += len(packets)
+        return packets
+
+
+def silence_player(leg: Leg, now: float) -> FramePlayer:
+    """G.711 silence at *leg*'s PT and ptime, looping, started *now*, continuing our
+    stream to it: its SSRC, the next seq, the timestamp advanced by the wall clock since
+    the last packet sent (at least a frame). Its first packet has the marker bit."""
+    samples = SAMPLE_RATE * leg.ptime() // 1000
+    step = 0 if leg.out_at is None else max(samples, round((now - leg.out_at) * SAMPLE_RATE))
+    player = FramePlayer([SILENCE[leg.pt] * samples], leg.pt, ptime=leg.ptime() / 1000,
+                         loop=True, ssrc=leg.out_ssrc, sequence=leg.out_seq,
+                         timestamp=leg.out_ts + step)  # fmt: skip
+    player.start(now)
+    leg.source = PLAYER
+    return player

@@ -62,7 +62,13 @@ RTP timestamp is shifted by the same offset as the stream, so the receiver can t
 to the stream it hears. Report blocks and SDES are passed as they are: their SSRCs name
 streams of the other leg, which a receiver ignores (RFC 3550 §6.4: blocks about sources
 it does not know). Hold: a leg whose ``StreamSpec.send`` is False gets no RTP (ringback
-included); RTCP still goes to it (RFC 3264 §5.1 keeps RTCP flowing on hold).
+included); RTCP still goes to it (RFC 3264 §5.1 keeps RTCP flowing on hold). While the
+*agent* holds (its spec's ``receive`` False) on a bridged call and the member is sent
+nothing for ``leg.FILL_AFTER``, G.711 silence at the member's ptime continues the
+member's stream (``member_packets_due``, ``leg.HoldFill``): the trunk's session is
+still sendrecv, and carriers' RTP-inactivity timers hang up a call that gets no RTP.
+(Comfort noise, PT 13, would be lighter, but ``StreamSpec`` does not say whether the
+trunk negotiated it.)
 
 Loss: per incoming stream, sequence gaps (``lost``); a late packet takes one back, so
 ``lost`` is "expected minus received" as in RFC 3550 §6.4.1.
@@ -79,7 +85,7 @@ from enum import Enum, auto
 from typing import Final
 
 from .g711 import ALAW_TO_ULAW, PCM16, PCMA, PCMU, ULAW_TO_ALAW
-from .leg import NO_SOURCE, PLAYER, UNSPECIFIED_HOSTS, Address, Leg, StreamSpec
+from .leg import NO_SOURCE, PLAYER, UNSPECIFIED_HOSTS, Address, HoldFill, Leg, StreamSpec
 from .player import FramePlayer
 from .recorder import Recorder
 from .rtp import RtpError, header_fields
@@ -152,6 +158,7 @@ class CallRelay:
         self._mode = Mode.IDLE
         self._ringback = ringback
         self._player: FramePlayer | None = None
+        self._fill = HoldFill()
         self._frame = 160
         self._timeout = media_timeout
         self._timed_out = False
@@ -229,6 +236,7 @@ class CallRelay:
 
     def close(self) -> None:
         self._stop_player()
+        self._fill.player = None
         self.mode = Mode.CLOSED
 
     def _stop_player(self) -> None:
@@ -249,6 +257,9 @@ class CallRelay:
         timeout_at = self.timeout_at()
         if timeout_at is not None:
             deadlines.append(timeout_at)
+        fill_at = self._fill.at(self._agent_holds(), self.member)
+        if fill_at is not None:
+            deadlines.append(fill_at)
         return min(deadlines) if deadlines else None
 
     def timeout_at(self) -> float | None:
@@ -288,6 +299,19 @@ class CallRelay:
             return []
         self.ringback_sent += len(packets)
         return packets
+
+    def _agent_holds(self) -> bool:
+        """Bridged, the agent holding (its spec's ``receive`` False: it may send nothing)
+        and the member sendrecv: the member gets the hold fill (module docstring)."""
+        agent, member = self.agent, self.member
+        return (
+            self._mode is Mode.BRIDGED and agent.spec is not None and not agent.spec.receive
+            and member.send and member.rtp_to is not None
+        )  # fmt: skip
+
+    def member_packets_due(self, now: float) -> list[bytes]:
+        """Hold-fill silence for the member (to ``member.rtp_to``) due by ``now``."""
+        return self._fill.due(self._agent_holds(), self.member, now)
 
     # -- RTP, per packet ------------------------------------------------------------------
     #
@@ -473,5 +497,6 @@ class CallRelay:
             dtmf_dropped=self.dtmf_dropped,
             rtcp_relayed=self.rtcp_relayed,
             ringback_sent=self.ringback_sent,
+            fill_sent=self._fill.sent,
         )
         return out

@@ -12,7 +12,9 @@ bad requests, OPTIONS, BYE and CANCEL (§9.2, §15.1.2), the 2xx retransmission
 until ACK and its 64*T1 give-up (§13.3.1.4), the ACK for a 2xx (§13.2.2.4) and its
 repetition when the 2xx is retransmitted (RFC 6026), CANCEL only after a provisional
 (§9.1), ACK-then-BYE for a 2xx that raced our CANCEL, extra 2xx of a forked INVITE
-hung up, and answering 401/407 with digest credentials (§22.2).
+hung up, a 2xx no dialog can be made from ACKed, hung up and reported as CallFailed
+(``unusable``), and answering 401/407 with digest credentials (§22.2). An INVITE we
+sent always ends with CallAnswered or CallFailed, never silently.
 """
 
 from __future__ import annotations
@@ -238,10 +240,25 @@ class UserAgentCore(UacInvites):
                     handle = self._invite_by_tx.pop(event.key, None)
                     invite = self._invites.get(handle) if handle else None
                     if invite is not None and invite.tx_key == event.key:
-                        del self._invites[invite.handle]  # answered; Timer M is over
+                        self._invite_ended(invite)  # answered or failed; Timer M is over
+                    self._acks.pop(event.key, None)
                     self._request_by_tx.pop(event.key, None)
             except RemoteProtocolError:
+                # A message we cannot act on is dropped, but an INVITE must not end
+                # unheard: a final response to it that broke here fails the call now.
                 self.stats["dropped"] += 1
+                if isinstance(event, TxResponse):
+                    self._response_broke(event.response, event.key)
+
+    def _response_broke(self, response: Response, tx_key: TransactionKey) -> None:
+        """Processing a response raised: if it was the final response of an INVITE not
+        reported yet, report it failed (``unusable``). The INVITE is forgotten when its
+        transaction ends; until then a 2xx is ACKed and hung up."""
+        handle = self._invite_by_tx.get(tx_key)
+        invite = self._invites.get(handle) if handle else None
+        if invite is not None and invite.tx_key == tx_key and response.status_code >= 200:
+            if not invite.reported:
+                self._fail_unusable(invite, response)
 
     def _on_request(
         self, request: Request, peer: Peer, key: ServerTransactionKey, now: float
@@ -325,8 +342,10 @@ class UserAgentCore(UacInvites):
     def _on_response(self, response: Response, tx_key: TransactionKey, now: float) -> None:
         handle = self._invite_by_tx.get(tx_key)
         if handle is not None:
-            self._on_invite_response(handle, response, now)
+            self._on_invite_response(handle, response, tx_key, now)
             return
+        if response.is_success and self._reack(tx_key, response):
+            return  # a re-INVITE's 2xx again: the same ACK again (RFC 6026 §8.4)
         req_key = self._request_by_tx.get(tx_key)
         pending = self._requests.get(req_key) if req_key else None
         if pending is None:
@@ -337,12 +356,19 @@ class UserAgentCore(UacInvites):
             del self._requests[pending.key]
             dialog_id = pending.dialog
             if dialog_id is not None and dialog_id in self._dialogs:
-                self._dialogs[dialog_id].receive_response(response)
+                dialog = self._dialogs[dialog_id]
+                try:
+                    dialog.receive_response(response)
+                except RemoteProtocolError:
+                    # A refreshed Contact that does not parse: the old target stays;
+                    # the response (and a 2xx's ACK) must not be lost with it.
+                    self.stats["dropped"] += 1
                 if response.status_code in (408, 481):
                     self._end_dialog(dialog_id, by_remote=True, reason="dialog gone",
                                      status=response.status_code)  # fmt: skip
                 elif response.is_success and pending.request.method == "INVITE":
-                    self._ack_2xx(dialog_id, response, now)
+                    cseq = pending.request.cseq.number
+                    self._ack_2xx(dialog, response, cseq, tx_key)
         if not pending.internal:
             self._events.append(ResponseReceived(pending.key, response, pending.dialog))
 
@@ -362,11 +388,10 @@ class UserAgentCore(UacInvites):
         handle = self._invite_by_tx.get(tx_key)
         if handle is not None and handle in self._invites:
             invite = self._invites[handle]
-            if invite.tx_key != tx_key or invite.answered is not None:
+            if invite.tx_key != tx_key or invite.reported:
                 return
             del self._invites[handle]
-            for early_id in invite.early.values():
-                self._dialogs.pop(early_id, None)
+            self._drop_early(invite)
             self._events.append(CallFailed(handle, status, None, invite.cancelled))
             return
         req_key = self._request_by_tx.get(tx_key)

@@ -3,8 +3,8 @@
 ``authorize`` turns the challenged request into its retry: same Call-ID and From
 tag, CSeq + 1, a new branch, and one Authorization (401) or Proxy-Authorization
 (407) per challenging realm. It returns ``None`` when retrying is pointless: no
-supported challenge, or the server refused the credentials we already sent for
-that nonce without saying ``stale=true``.
+supported challenge, or the server challenges again a realm we already answered
+without saying ``stale=true`` (RFC 7616 §3.3: the credentials are wrong).
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ def authorize(request: Request, response: Response, account: Account,
             chosen.setdefault(challenge.realm, challenge)  # topmost per realm (RFC 8760 §2.4)
     if not chosen:
         return None
-    sent_nonces = _nonces_sent(request, answer_name)
-    if any(c.nonce in sent_nonces and not c.stale for c in chosen.values()):
-        return None  # our answer to this very nonce was refused: wrong password
+    answered = _realms_sent(request, answer_name)
+    if any(c.realm in answered and not c.stale for c in chosen.values()):
+        # We answered this realm already and it challenges again without stale=true:
+        # the credentials are wrong (RFC 7616 §3.3), whatever the new nonce.
+        return None
     headers = Headers()
     first_via = True
     for name, value in request.headers:
@@ -75,11 +77,11 @@ def authorize(request: Request, response: Response, account: Account,
     return Request(headers, request.body, request.method, request.uri)
 
 
-def _nonces_sent(request: Request, header: str) -> set[str]:
-    nonces = set()
+def _realms_sent(request: Request, header: str) -> set[str]:
+    realms = set()
     for line in request.headers.get_lines(header):
         try:
-            nonces.add(Credentials.parse(line).nonce)
+            realms.add(Credentials.parse(line).realm)
         except AuthError:
             continue
-    return nonces
+    return realms

@@ -32,7 +32,9 @@ class UaBase:
         self._pending: dict[ServerTransactionKey, ServerPending] = {}
         self._dialogs: dict[DialogId, Dialog] = {}
         self._ack_waits: dict[DialogId, AckWait] = {}
-        self._acks: dict[DialogId, tuple[Request, Peer]] = {}
+        # The ACK sent for each 2xx, by INVITE client transaction and To tag; kept until
+        # the transaction ends (Timer M) to repeat it for each retransmission of that 2xx.
+        self._acks: dict[TransactionKey, dict[str, tuple[Request, Peer]]] = {}
         self._ack_schedule: Schedule[DialogId] = Schedule()
         self.stats: dict[str, int] = {"dropped": 0, "rejected": 0}
 
@@ -67,7 +69,7 @@ class UaBase:
             "pending": len(self._pending),
             "dialogs": len(self._dialogs),
             "ack_waits": len(self._ack_waits),
-            "acks": len(self._acks),
+            "acks": sum(len(acks) for acks in self._acks.values()),
         }
 
     # --- building and sending -------------------------------------------------------
@@ -159,7 +161,8 @@ class UaBase:
         dialog = self._dialogs.pop(dialog_id, None)
         self._ack_waits.pop(dialog_id, None)
         self._ack_schedule.cancel(dialog_id)
-        self._acks.pop(dialog_id, None)
+        # The ACKs we sent stay until Timer M: a 2xx retransmitted after our BYE still
+        # wants its ACK (RFC 3261 §13.2.2.4).
         if dialog is not None:
             dialog.apply(DialogInput.TERMINATE)
             self._events.append(DialogTerminated(dialog_id, by_remote, reason, request, status))

@@ -80,12 +80,17 @@ class CallFailed(UaEvent):
     """An INVITE we sent ended without a call. ``status`` is the final code, or the one
     the RFC says to act as if received: 408 for Timer B, 503 for a transport error.
     ``cancelled`` is True when we had sent CANCEL (a 200 that raced it was ACKed and
-    hung up with BYE by the UA)."""
+    hung up with BYE by the UA). ``unusable`` is True when the final response could
+    not be used: a 2xx no dialog can be made from (no To tag, a Contact or
+    Record-Route that does not parse), which the UA ACKed and hung up with BYE, or a
+    final response the UA failed to process. The owner ends the leg as a local
+    protocol error, not by ``status``."""
 
     handle: str
     status: int
     response: Response | None
     cancelled: bool = False
+    unusable: bool = False
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,16 @@ class ClientInvite:
     cancel_reason: str | None = None
     "The Reason of a CANCEL deferred until the first provisional (RFC 3326)."
     answered: DialogId | None = None
+    failed: bool = False
+    "CallFailed was reported (a raced or unusable 2xx): any later 2xx is ACKed and BYEd."
     early: dict[str, DialogId] = field(default_factory=dict)
     follow_target: bool = False
     "Its dialog sends to the remote target (``Dialog.follow_target``)."
+
+    @property
+    def reported(self) -> bool:
+        """The TU has heard how it ended (CallAnswered or CallFailed)."""
+        return self.answered is not None or self.failed
 
 
 @dataclass

@@ -28,7 +28,10 @@ offer-less re-INVITE awaiting its ACK), an incoming re-INVITE or an UPDATE with 
 gets 491; an incoming re-INVITE while an earlier one is not complete (its ACK not in:
 ``awaiting_ack_answer``) gets 500 with a random Retry-After of 0-10 s.
 An in-dialog request for a dialog no call knows gets 481 (RFC 3261 §12.2.2); an INFO
-in a call's dialog gets 200 (``on_info``).
+in a call's dialog gets 200 (``on_info``), an OPTIONS 200 with Allow (``on_options``).
+
+Early dialogs (a 18x with a To-tag, before the 2xx) are a call's dialogs too: INFO gets
+200, an UPDATE is answered by ``_early_request`` (RFC 3311 §5.1).
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ class InDialog:
             ua.respond(event.key, 481, now)
             return
         request = event.request
+        if event.dialog in sip.early:
+            self._early_request(live, leg, sip, event)
+            return
         if request.method == "INVITE" and sip.awaiting_ack_answer:
             # RFC 3261 §14.2: the previous re-INVITE is not complete (its ACK, with the
             # answer to the offer in our 2xx, is not in): 500 and a random Retry-After.
@@ -139,6 +145,52 @@ class InDialog:
         sip.timer = timer
         ua.respond(event.key, 200, now, body=body, headers=timer_headers)
         service.run(live)
+
+    def _early_request(self, live: LiveCall, leg: Leg, sip: LegSip,
+                       event: IncomingRequest) -> None:  # fmt: skip
+        """UPDATE (or a stray re-INVITE) in an early dialog, before the 2xx to our INVITE.
+
+        RFC 3311 §5.1 allows UPDATE there. Without an offer: 200. With one: answered, and
+        the new StreamSpec applied, once our INVITE's offer is answered in this dialog (a
+        usable 18x SDP); while it is not, our offer is outstanding: 491 (§5.2). A re-INVITE
+        while our INVITE is in progress gets 491 (RFC 3261 §14.2). No session timer yet:
+        RFC 4028 runs from the 2xx."""
+        ua, now = self.service.endpoint.ua, self.service.endpoint.now
+        request = event.request
+        offer = sdp_of(request)
+        if request.method == "INVITE" or (offer is not None and sip.early_answer != event.dialog):
+            ua.respond(event.key, 491, now)
+            return
+        if request.body and offer is None:
+            ua.respond(event.key, 488, now, reason="Not Acceptable Here (bad SDP)")
+            return
+        body = b""
+        if offer is not None:
+            try:
+                body, agreed = sip.answer(offer)
+            except SdpError as exc:
+                ua.respond(event.key, 488, now, reason=f"Not Acceptable Here ({exc})"[:100])
+                return
+            spec = stream_spec(agreed, sip.destination)
+            if spec is None:
+                ua.respond(event.key, 488, now)
+                return
+            self._set_spec(live, leg, spec)
+            log.info("call %s: %s leg early UPDATE (%s)", live.core.call_id, leg,
+                     "held" if agreed.remote_hold else agreed.direction)  # fmt: skip
+        ua.respond(event.key, 200, now, body=body)
+        self.service.run(live)
+
+    def on_options(self, event: UaEvent) -> None:
+        """OPTIONS inside a dialog (the UA answers the ones outside itself): 200 with
+        what we serve, as outside one (RFC 3261 §11.2), not 405."""
+        if isinstance(event, IncomingRequest):
+            policy = self.service.endpoint.ua.config.policy
+            headers = [("Allow", ", ".join(policy.allow)),
+                       ("Accept", ", ".join(policy.accept)),
+                       ("Supported", ", ".join(policy.supported))]  # fmt: skip
+            self.service.endpoint.ua.respond(event.key, 200, self.service.endpoint.now,
+                                             headers=headers)  # fmt: skip
 
     def on_info(self, event: UaEvent) -> None:
         """INFO in a call's dialog (SIP INFO DTMF, keep-alives): 200, not acted on (DTMF

@@ -73,6 +73,11 @@ class LegSip:
     "The peer refused an UPDATE refresh (though in its Allow): refresh by re-INVITE."
     awaiting_ack_answer: bool = False
     "We answered an offer-less re-INVITE with an offer: the ACK carries the answer."
+    early: set[DialogId] = field(default_factory=set)
+    "The early dialogs (18x with a To-tag) the service maps to this leg (UPDATE, INFO)."
+    early_answer: DialogId | None = None
+    """The early dialog whose 18x SDP answer (or early UPDATE offer) set the leg's
+    StreamSpec: a 2xx of that dialog without SDP keeps it (RFC 6337 §3.1.1)."""
 
     def new_offer(self) -> SessionDescription:
         """Our offer (initial INVITE, refresh re-INVITE, offer-less re-INVITE's 2xx)."""

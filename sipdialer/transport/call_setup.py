@@ -270,6 +270,7 @@ class CallSetup:
         handle = self._invite_member(live, uri, dialer_headers(order))
         sip.handle = handle
         self._handles[handle] = (live, Leg.MEMBER)
+        live.core.invite_replaced(Leg.MEMBER)  # its CANCEL waits for its own 1xx
         return True
 
     def _apply_answer(self, live: LiveCall, leg: Leg, message: Message) -> bool:

@@ -33,7 +33,8 @@ The shell's own work, all IO or SIP mechanics:
 * **SDP.** Our offers come from ``sdp_offer.make_offer`` (PCMU, PCMA, telephone-event)
   with the CallMedia's local ports; answers in a 183 or 200 are read with
   ``sdp_offer.negotiated`` into ``media.bridge.StreamSpec``. A 2xx without a usable
-  answer is hung up (INCOMPATIBLE_DESTINATION).
+  answer is hung up (INCOMPATIBLE_DESTINATION), except a 2xx without SDP in the early
+  dialog whose 18x answer is applied: that answer stands (RFC 6337 §3.1.1).
 * **In-dialog requests** (``transport.call_dialog``): re-INVITE and UPDATE from either
   side are answered with an SDP answer and the leg's StreamSpec updated (hold: the
   peer's sendonly/inactive/c=0.0.0.0 stops what we send it and its media timeout); an
@@ -128,6 +129,7 @@ class CallService(CallSetup):
         endpoint.on_event(self._on_ua_event)
         endpoint.on_request("UPDATE", self.in_dialog.on_request)
         endpoint.on_request("INFO", self.in_dialog.on_info)
+        endpoint.on_request("OPTIONS", self.in_dialog.on_options)
 
     # --- the engine's API -------------------------------------------------------------
 
@@ -307,6 +309,8 @@ class CallService(CallSetup):
                     self._handles.pop(sip.handle, None)
                 if sip.dialog is not None:
                     self._dialogs.pop(sip.dialog, None)
+                for early in sip.early:
+                    self._dialogs.pop(early, None)
 
     # --- UA events --------------------------------------------------------------------
 
@@ -347,8 +351,14 @@ class CallService(CallSetup):
         status = event.response.status_code
         early = False
         sip = live.sip(leg)
+        if sip is not None and event.dialog is not None and event.dialog not in self._dialogs:
+            # The early dialog takes UPDATE and INFO (RFC 3311 §5.1) before the 2xx.
+            sip.early.add(event.dialog)
+            self._dialogs[event.dialog] = (live, leg)
         if leg is Leg.MEMBER and status > 100 and sip is not None:
             early = self._apply_answer(live, leg, event.response)
+            if early:
+                sip.early_answer = event.dialog
         live.core.progress(leg, status, self.endpoint.now, sdp=early)
 
     def _on_answered(self, live: LiveCall, leg: Leg, event: CallAnswered) -> None:
@@ -358,8 +368,15 @@ class CallService(CallSetup):
         self._handles.pop(event.handle, None)
         sip.handle = None
         sip.dialog = event.dialog
+        for early in sip.early:  # the other forks' early dialogs ended with the 2xx
+            self._dialogs.pop(early, None)
+        sip.early.clear()
         self._dialogs[event.dialog] = (live, leg)
         usable = self._apply_answer(live, leg, event.response)
+        if not usable and not event.response.body and sip.early_answer == event.dialog:
+            # An early-media gateway's 200 without SDP after its 183's answer: the
+            # early answer stands (RFC 6337 §3.1.1), as PBXs take it.
+            usable = True
         sip.timer = session_timer_from_answer(bare_invite("sip:x"), event.response, now,
                                               we_are_uac=True)  # fmt: skip
         live.core.answered(leg, now)
@@ -392,6 +409,13 @@ class CallService(CallSetup):
         if sip is not None:
             sip.handle = None
         response = event.response
+        if event.unusable:
+            # A 2xx the UA could make no dialog from (it ACKed and BYEd it): the leg
+            # ends as our protocol error, not as the 200 it claims to be.
+            log.info("call %s: the %s leg's final response was unusable (%d)",
+                     live.core.call_id, leg, event.status)  # fmt: skip
+            live.core.failed(leg, LocalFailure.PROTOCOL_ERROR, now)
+            return
         if response is None:
             failure = LocalFailure.TIMER_B if event.status == 408 else LocalFailure.TRANSPORT_ERROR
             live.core.failed(leg, failure, now)

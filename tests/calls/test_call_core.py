@@ -95,6 +95,10 @@ def ring(leg: Leg, sdp: bool = False) -> Callable[[Call, float], None]:
     return lambda c, now: c.progress(leg, 183 if sdp else 180, now, sdp=sdp)
 
 
+def trying(leg: Leg) -> Callable[[Call, float], None]:
+    return lambda c, now: c.progress(leg, 100, now)
+
+
 def answer(leg: Leg) -> Callable[[Call, float], None]:
     return lambda c, now: c.answered(leg, now)
 
@@ -310,6 +314,7 @@ def test_ring_timeouts_come_from_the_order_and_the_route() -> None:
     h.at(1).do(answer(A))
     assert h.call.get_timer() is None
     h.at(2).do(dial)
+    h.do(trying(M))  # a provisional: the CANCEL can go out, the leg waits for its 487
     assert h.call.get_timer() == 162.0
     h.tick(61.9)  # early: nothing happens
     assert not any(isinstance(c, SendCancel) for c in h.sent)
@@ -412,3 +417,65 @@ def test_bridge_twice_is_one_bridge() -> None:
         h.do(step)
     assert sum(isinstance(e, Bridged) for e in h.events) == 1
     assert [isinstance(e, MemberAnswered) for e in h.events].count(True) == 1
+
+
+# --- a CANCEL before any provisional (RFC 3261 §9.1: the UA defers it) ------------------
+
+
+def test_agent_ring_timeout_before_any_provisional_ends_the_call_at_once() -> None:
+    """A silent phone (no 100 even): the call must not wait for Timer B (32 s)."""
+    h = Harness()
+    h.do(offer)
+    h.tick(15.0)
+    assert SendCancel(A, 'Q.850;cause=19;text="NO_ANSWER"') in h.sent  # the UA defers it
+    assert h.call.ended and h.call.agent.state is LegState.ENDED
+    assert Media(MediaAction.CLOSE) in h.sent
+    r = h.result
+    assert (r.cause, r.agent_cause, r.sip_code, r.hangup_by) == (
+        "NO_ANSWER", "NO_ANSWER", None, Side.DIALER)  # fmt: skip
+    assert h.kinds() == ["AgentFailed", "CallEnded"]
+    h.do(reject(A, 487))  # the late 487 after a late 1xx: absorbed
+    h.do(answer(A))
+    assert h.kinds() == ["AgentFailed", "CallEnded"]
+
+
+def test_member_ring_timeout_before_any_provisional_ends_the_call_at_once() -> None:
+    h = Harness()
+    for step in [*AGENT_UP, dial]:
+        h.do(step)
+    h.tick(62.0)
+    assert SendCancel(M, 'Q.850;cause=19;text="NO_ANSWER"') in h.sent
+    assert SendBye(A, 'Q.850;cause=19;text="NO_ANSWER"') in h.sent
+    r = h.result
+    assert (r.cause, r.sip_code, r.hangup_by, r.agent_cause) == (
+        "NO_ANSWER", None, Side.DIALER, "NO_ANSWER")  # fmt: skip
+
+
+def test_a_100_makes_the_ring_timeout_wait_for_the_487() -> None:
+    h = Harness()
+    h.do(offer)
+    h.do(trying(A))
+    h.tick(15.0)
+    assert not h.call.ended and h.call.agent.state is LegState.CANCELLING
+    h.do(reject(A, 487))
+    assert (h.result.cause, h.result.sip_code) == ("NO_ANSWER", 487)
+
+
+def test_hangup_before_the_members_provisional_ends_the_call_at_once() -> None:
+    """Any CANCEL, not only the ring timeout's: the agent's BYE while the member INVITE
+    has had no answer at all."""
+    h = Harness()
+    for step in [*AGENT_UP, dial, bye(A)]:
+        h.do(step)
+    assert any(isinstance(c, SendCancel) and c.leg is M for c in h.sent)
+    assert h.result.cause == "ORIGINATOR_CANCEL" and h.result.hangup_by is Side.AGENT
+
+
+def test_a_redirect_hop_needs_its_own_provisional() -> None:
+    """The 100 of the first INVITE says nothing of the one a 3xx made us send."""
+    h = Harness()
+    for step in [*AGENT_UP, dial, trying(M)]:
+        h.do(step)
+    h.call.invite_replaced(M)
+    h.tick(62.0)
+    assert h.call.ended and h.result.sip_code is None

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sipdialer.media import g711, rtp
+from sipdialer.media.leg import FILL_AFTER
 from sipdialer.media.relay import (
     RELATCH_AFTER,
     RELATCH_PACKETS,
@@ -336,7 +337,10 @@ def test_media_timeout_fires_once_when_a_receiving_leg_goes_quiet() -> None:
     assert r.timeout_at() == 17.0 and not r.handle_timer(16.9)
     r.set_agent(spec(AGENT_SDP, receive=False), 16.0)  # the agent holds: it may be quiet
     assert r.timeout_at() == 18.0
-    assert r.handle_timer(18.0) and not r.handle_timer(19.0) and r.get_timer() is None
+    assert r.handle_timer(18.0) and not r.handle_timer(19.0) and r.timeout_at() is None
+    # What is left on the timer is the hold's silence to the member (nothing was sent to
+    # it since the agent's packet at 12.0), not the timeout again.
+    assert r.get_timer() == pytest.approx(12.0 + FILL_AFTER)
 
 
 def test_resuming_from_hold_restarts_the_quiet_clock() -> None:
