@@ -236,7 +236,9 @@ async def test_wrong_password_is_challenged_then_the_client_gives_up(
     response = await client.register(registrar.port, password="wrong")
     assert response.status_code == 401
     assert len(response.headers.get_lines("WWW-Authenticate")) == 2
-    assert registrar.service.registrar.stats["failures"] == 2  # our UA tries twice
+    # Our UA answers the challenge once; a fresh (not stale) challenge after its
+    # credentials means they are wrong (RFC 7616 §3.3): it gives up.
+    assert registrar.service.registrar.stats["failures"] == 1
     unknown = await client.register(registrar.port, user="999", password="wrong")
     assert unknown.status_code == 401
     assert not registrar.service.is_registered("101")
@@ -250,8 +252,10 @@ async def test_lockout_answers_403_and_warns(
     client = await Client().start()
     caplog.set_level(logging.WARNING, logger="sipdialer.transport.registrar")
     try:
+        # One failed authentication per REGISTER (the UA gives up after one wrong answer):
+        # the third locks the address, so the fourth is refused at once.
         statuses = [(await client.register(registrar.port, password="x")).status_code
-                    for _ in range(3)]  # fmt: skip
+                    for _ in range(4)]  # fmt: skip
         assert statuses[0] == 401 and statuses[-1] == 403
         assert (await client.register(registrar.port)).status_code == 403  # even the right one
         assert registrar.service.is_locked_out(Peer("UDP", "127.0.0.1", 1))

@@ -21,7 +21,6 @@ from sipdialer.sip.registrar import RegistrarConfig, RegistrarCore
 from sipdialer.sip.timers import TimerConfig
 from sipdialer.sip.ua import UaConfig
 from sipdialer.sip.ua_events import IncomingRequest, ResponseReceived, UaEvent
-from sipdialer.sip.ua_state import MAX_AUTH_ATTEMPTS
 from sipdialer.transport.endpoint import SipEndpoint
 from sipdialer.transport.registrar import RegistrarService
 from sipdialer.transport.trunk_register import TrunkRegistration
@@ -133,10 +132,10 @@ async def test_wrong_password_backs_off_and_retries(provider: Provider,
     await wait_for(lambda: registration.state is S.BACKOFF)
     assert not registration.registered and registration.core.last_status == 401
     failed_at = time.monotonic()
-    # The UA answered the 401s (each with a fresh nonce) MAX_AUTH_ATTEMPTS times; the
-    # last 401 reached the core.
-    tries = 1 + MAX_AUTH_ATTEMPTS
-    assert [auth for auth, *_ in provider.registers] == [False] + [True] * MAX_AUTH_ATTEMPTS
+    # The UA answered the 401 once; the provider's fresh (not stale) 401 to those
+    # credentials means they are wrong (RFC 7616 §3.3) and reached the core.
+    tries = 2
+    assert [auth for auth, *_ in provider.registers] == [False, True]
     await wait_for(lambda: len(provider.registers) > tries)
     assert 0.2 < time.monotonic() - failed_at < 1.0  # the back-off, not a tight loop
     await wait_for(lambda: registration.core.failures >= 2)
