@@ -50,7 +50,7 @@ from sipdialer.calls.session_timer import (
 )
 from sipdialer.media.bridge import StreamSpec
 from sipdialer.sip.errors import ParseError
-from sipdialer.sip.sdp import SdpError
+from sipdialer.sip.sdp import SdpError, SessionDescription
 from sipdialer.sip.sdp_offer import negotiated
 from sipdialer.sip.ua_events import (
     CallConfirmed,
@@ -122,24 +122,10 @@ class InDialog:
             ua.respond(event.key, 400, now, reason=f"Bad Request ({exc})"[:80])
             return
         offer = sdp_of(request)
-        if request.body and offer is None:
-            ua.respond(event.key, 488, now, reason="Not Acceptable Here (bad SDP)")
+        body = self._answer_offer(live, leg, sip, event, offer, request.method)
+        if body is None:
             return
-        body = b""
-        if offer is not None:
-            try:
-                body, agreed = sip.answer(offer)
-            except SdpError as exc:
-                ua.respond(event.key, 488, now, reason=f"Not Acceptable Here ({exc})"[:100])
-                return
-            spec = stream_spec(agreed, sip.destination)
-            if spec is None:
-                ua.respond(event.key, 488, now)
-                return
-            self._set_spec(live, leg, spec)
-            log.info("call %s: %s leg %s (%s)", live.core.call_id, leg, request.method,
-                     "held" if agreed.remote_hold else agreed.direction)  # fmt: skip
-        elif request.method == "INVITE":
+        if offer is None and request.method == "INVITE":
             body = sip.new_offer().to_bytes()
             sip.awaiting_ack_answer = True
         sip.timer = timer
@@ -161,25 +147,35 @@ class InDialog:
         if request.method == "INVITE" or (offer is not None and sip.early_answer != event.dialog):
             ua.respond(event.key, 491, now)
             return
-        if request.body and offer is None:
-            ua.respond(event.key, 488, now, reason="Not Acceptable Here (bad SDP)")
+        body = self._answer_offer(live, leg, sip, event, offer, "early UPDATE")
+        if body is None:
             return
-        body = b""
-        if offer is not None:
-            try:
-                body, agreed = sip.answer(offer)
-            except SdpError as exc:
-                ua.respond(event.key, 488, now, reason=f"Not Acceptable Here ({exc})"[:100])
-                return
-            spec = stream_spec(agreed, sip.destination)
-            if spec is None:
-                ua.respond(event.key, 488, now)
-                return
-            self._set_spec(live, leg, spec)
-            log.info("call %s: %s leg early UPDATE (%s)", live.core.call_id, leg,
-                     "held" if agreed.remote_hold else agreed.direction)  # fmt: skip
         ua.respond(event.key, 200, now, body=body)
         self.service.run(live)
+
+    def _answer_offer(self, live: LiveCall, leg: Leg, sip: LegSip, event: IncomingRequest,
+                      offer: SessionDescription | None, what: str) -> bytes | None:  # fmt: skip
+        """The SDP answer to an in-dialog request's offer (b"" without one), its stream
+        applied; None when the request was refused with 488 (bad or unusable SDP)."""
+        ua, now = self.service.endpoint.ua, self.service.endpoint.now
+        if event.request.body and offer is None:
+            ua.respond(event.key, 488, now, reason="Not Acceptable Here (bad SDP)")
+            return None
+        if offer is None:
+            return b""
+        try:
+            body, agreed = sip.answer(offer)
+        except SdpError as exc:
+            ua.respond(event.key, 488, now, reason=f"Not Acceptable Here ({exc})"[:100])
+            return None
+        spec = stream_spec(agreed, sip.destination)
+        if spec is None:
+            ua.respond(event.key, 488, now)
+            return None
+        self._set_spec(live, leg, spec)
+        log.info("call %s: %s leg %s (%s)", live.core.call_id, leg, what,
+                 "held" if agreed.remote_hold else agreed.direction)  # fmt: skip
+        return body
 
     def on_options(self, event: UaEvent) -> None:
         """OPTIONS inside a dialog (the UA answers the ones outside itself): 200 with
