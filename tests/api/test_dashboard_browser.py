@@ -9,29 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dashrig import KEY, TOKEN, WRAP_UP, Rig, running_dialer, until
+from pagerig import BROWSER_MARKS, browser, screenshot
 
 from sipdialer.dialer.agents import AgentStatus
 
-playwright_api = pytest.importorskip("playwright.async_api")
+pytest.importorskip("playwright.async_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed (.ci/run does)"
-    ),
-]
+pytestmark = BROWSER_MARKS
+__all__ = ["browser"]  # the fixture (pagerig), taken by the tests below
 
 # Records, in the page, every state an agent row shows and every "done" count a campaign
 # card shows: the test then knows what the supervisor saw, not just the end state.
@@ -54,31 +46,12 @@ OBSERVER = """(campaign) => {
 }"""
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
 async def new_page(browser: Any) -> tuple[Any, list[str]]:
     """A page, and the list its uncaught script errors go to (asserted empty at the end)."""
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     return page, errors
-
-
-async def screenshot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 async def set_status(rig: Rig, agent: str, status: str) -> None:
