@@ -315,10 +315,7 @@ class DashboardHub:
         """Each campaign's view: the store's counters from a worker thread (awaited), then
         the engine's side on the loop (:func:`read_campaign_views`)."""
         ids = list(self.runner.campaign_ids().values())
-        if hasattr(self.runner, "campaign_counts"):
-            found = await read_campaign_views(self.runner, ids)
-        else:  # a facade whose views cost no store query (the hub's unit tests' fake)
-            found = [self.runner.campaign_view(cid) for cid in ids]
+        found = await read_campaign_views(self.runner, ids)
         return {cid: view.to_json() for cid, view in zip(ids, found, strict=True)}
 
     def _remember(self, agents: Any) -> None:

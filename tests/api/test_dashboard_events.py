@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
+
+from sqlalchemy import create_engine
 
 from sipdialer.api import dashboard_events
 from sipdialer.api.dashboard_events import Client, DashboardHub, sse
-from sipdialer.dialer.views import AgentView, CallView, CampaignView
+from sipdialer.dialer.views import AgentView, CallView, CampaignView, MemberCounters
 
 
 class Facade:
@@ -23,6 +26,8 @@ class Facade:
         self.campaign = CampaignView("c1", "demo", "running", True, 0, 2, {"ready": 3})
         self.queues: list[asyncio.Queue[dict[str, Any]]] = []
         self.views_built = 0
+        # An in-memory store: the hub's store reads run inline (routes_common.store_read).
+        self.members = SimpleNamespace(engine=create_engine("sqlite://"))
 
     def agent_views(self) -> list[AgentView]:
         return list(self.agents.values())
@@ -33,7 +38,12 @@ class Facade:
     def campaign_ids(self) -> dict[str, str]:
         return {"demo": "c1"}
 
-    def campaign_view(self, campaign_id: str) -> CampaignView:
+    def campaign_counts(self, campaign_id: str) -> MemberCounters:
+        return MemberCounters(self.campaign.counts, self.campaign.causes)
+
+    def campaign_view(
+        self, campaign_id: str, counters: MemberCounters | None = None
+    ) -> CampaignView:
         self.views_built += 1
         return self.campaign
 
